@@ -1,0 +1,134 @@
+"""The ``wsgcn`` command line (Typer): parses options and calls :mod:`wsgcn_cli.api`.
+
+Errors the user can fix (:class:`~wsgcn_cli.errors.WsgcnError`) print one line,
+``error: ...``, and exit with status 1, without a traceback; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from wsgcn_cli import __version__
+from wsgcn_cli.errors import WsgcnError
+
+app = typer.Typer(
+    name="wsgcn",
+    help="Video of people to 3D human pose, offline: detector -> 2D -> GCN lifter -> 3D.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Device = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars or tables.")
+Data = typer.Option(None, "--data", help="Folder of the Human3.6M files (default ../shared/data/h36m).")
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"wsgcn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """wsgcn: 3D human pose from video."""
+
+
+@app.command()
+def lift(
+    inputs: List[Path] = typer.Argument(..., help="Video file(s), image file(s) or folder(s) of images."),
+    pipeline: str = typer.Option("body17", "--pipeline", "-p", help="Pipeline name or .toml file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: beside the input)."),
+    formats: List[str] = typer.Option(["npz"], "--format", "-f", help="Pose file format(s): npz, json, csv."),
+    keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="Read 2D keypoints from this file (our npz or an mmpose prediction JSON) instead of detecting."),
+    video: bool = typer.Option(True, "--video/--no-video", help="Write the overlay video."),
+    refine: bool = typer.Option(False, "--refine", help="Temporal refinement (needs a pipeline with a [refiner])."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    device: str = Device,
+    quiet: bool = Quiet,
+):
+    """Lift people in a video / image / folder to 3D: writes <stem>.wsgcn.npz and <stem>.overlay.mp4."""
+    from wsgcn_cli import api
+
+    for path in inputs:
+        api.lift(path, pipeline=pipeline, out_dir=out, formats=formats, keypoints=keypoints,
+                 video=video, refine=refine, overwrite=overwrite, device=device, quiet=quiet)
+
+
+@app.command()
+def render(
+    poses: Path = typer.Argument(..., help="A <stem>.wsgcn.npz pose file written by lift."),
+    video: Optional[Path] = typer.Option(None, "--video", help="The input video: overlay 2D on it; without it a 3D-only animation."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output mp4 (default: beside the pose file)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    quiet: bool = Quiet,
+):
+    """Re-render the overlay video (or a 3D-only animation) from a pose file, without detection."""
+    from wsgcn_cli import api
+
+    api.render(poses, video=video, out=out, overwrite=overwrite, quiet=quiet)
+
+
+@app.command()
+def train(
+    pipeline: str = typer.Argument(..., help="Train pipeline name (pipelines/train-*.toml) or path."),
+    data: Optional[str] = Data,
+    device: str = Device,
+    quiet: bool = Quiet,
+):
+    """Train a lifter on Human3.6M (resumes from its checkpoint), evaluate it and write its model card."""
+    from wsgcn_cli import api
+
+    api.train(pipeline, data=data, device=device, quiet=quiet)
+
+
+@app.command(name="eval")
+def eval_(
+    weights: str = typer.Argument(..., help="Weights file (.safetensors) or the name of a shipped one."),
+    data: Optional[str] = Data,
+    source: str = typer.Option("gt", "--source", help="2D input: gt (projected ground truth) or sh (Stacked-Hourglass detections)."),
+    stride: int = typer.Option(1, "--stride", help="Evaluate every n-th frame (1 = the protocol)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
+    flip_test: bool = typer.Option(True, "--flip-test/--no-flip-test", help="Average with the mirrored pose."),
+    device: str = Device,
+    quiet: bool = Quiet,
+):
+    """Human3.6M S9/S11 MPJPE (Protocol 1) and P-MPJPE (Protocol 2), per action and averaged."""
+    from wsgcn_cli import api
+
+    api.evaluate(weights, data=data, source=source, stride=stride, device=device,
+                 json_out=str(json_out) if json_out else None, flip_test=flip_test, quiet=quiet)
+
+
+def main():
+    """Console-script entry point: runs the app, turning user errors into one line."""
+    # OpenMP threads that sleep instead of spinning at barriers: on a 2-core machine
+    # shared with a detector or an encoder, spinning threads halve the throughput.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        app(standalone_mode=False)
+    except WsgcnError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: no partial output was kept", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:  # click usage errors carry their own formatting
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -1,0 +1,104 @@
+"""The lifter stage: H36M-17 2D keypoints in pixels -> root-relative 3D in metres.
+
+:class:`Lifter` pairs a model with its weights and its codec (both read from the
+weights' metadata) and applies it to whole sequences in batches. It is used the same
+way by ``lift``, ``eval`` and ``finetune``, so the normalisation can never differ
+between training and use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsgcn_cli import codec, weights
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.models.registry import build_model
+from wsgcn_cli.skeletons import H36M17
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available else CPU; ``"cpu"``; ``"cuda"`` (WsgcnError if absent)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise WsgcnError("--device cuda asked for, but PyTorch sees no CUDA device")
+    if device not in ("cpu", "cuda"):
+        raise WsgcnError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+class Lifter:
+    """A trained 2D -> 3D lifter.
+
+    Args:
+        model: the network, (B, 17, 2) normalised 2D -> (B, 17, 3) metres.
+        codec_mode: the 2D normalisation the model was trained with (see :mod:`codec`).
+        flip_test: also lift the mirrored pose and average (test-time augmentation,
+            as in VideoPose3D); costs one more forward pass.
+        meta: the weights' metadata; ``sha256``: the weights file's digest.
+    """
+
+    def __init__(self, model: torch.nn.Module, codec_mode: str, flip_test: bool = True,
+                 device: str | torch.device = "cpu", meta: dict | None = None, sha256: str = ""):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.codec_mode = codec_mode
+        self.flip_test = flip_test
+        self.meta = meta or {}
+        self.sha256 = sha256
+        self.perm = torch.as_tensor(H36M17.flip_permutation())
+
+    @classmethod
+    def from_weights(cls, path: str | Path, flip_test: bool = True, device: str = "auto",
+                     expect_layout: str = "h36m17") -> "Lifter":
+        """Build the model named in a weights file and load it.
+
+        Raises WsgcnError if the file is unreadable, its layout is not ``expect_layout``,
+        or its tensors do not fit the model it names.
+        """
+        state, meta = weights.load(path)
+        if meta.get("layout") != expect_layout:
+            raise WsgcnError(f"weights {path} are for layout {meta.get('layout')!r}, not {expect_layout!r}")
+        model = build_model(meta["model"], **meta.get("model_options", {}))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise WsgcnError(f"weights {path} do not fit model {meta['model']!r}: {first}")
+        return cls(model, meta["codec"], flip_test, resolve_device(device), meta, weights.sha256(path))
+
+    def encode(self, kp2d_px: np.ndarray, width: float | None = None, height: float | None = None):
+        """Pixels (N, 17, 2) -> the model's normalised input (N, 17, 2) float32."""
+        return codec.encode_2d(kp2d_px, self.codec_mode, width, height)
+
+    @torch.no_grad()
+    def predict_normalized(self, x: torch.Tensor | np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Normalised 2D (N, 17, 2) -> root-relative 3D (N, 17, 3) metres (no NaN allowed)."""
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        out = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(self.device)
+            y = self.model(xb)
+            if self.flip_test:
+                yf = self.model(codec.flip_2d(xb, self.perm.to(self.device)))
+                y = 0.5 * (y + codec.flip_3d(yf, self.perm.to(self.device)))
+            out.append(y.float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, 17, 3), np.float32)
+
+    def __call__(self, kp2d_px: np.ndarray, width: float | None = None,
+                 height: float | None = None) -> np.ndarray:
+        """Lift pixel keypoints (T, 17, 2) -> (T, 17, 3) root-relative camera coordinates, metres.
+
+        Frames with any NaN keypoint give NaN 3D (complete them first, see
+        :mod:`wsgcn_cli.represent`). ``width``/``height`` (pixels) are needed by the
+        ``"screen"`` codec only.
+        """
+        kp2d_px = np.asarray(kp2d_px, dtype=np.float32)
+        ok = np.isfinite(kp2d_px).all(axis=(-1, -2))
+        out = np.full(kp2d_px.shape[:-1] + (3,), np.nan, dtype=np.float32)
+        if ok.any():
+            out[ok] = self.predict_normalized(self.encode(kp2d_px[ok], width, height))
+        return out

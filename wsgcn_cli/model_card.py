@@ -1,0 +1,63 @@
+"""Model cards: a Markdown file beside each weights file, written from measured results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsgcn_cli import weights as wio
+
+
+def _table(result: dict) -> str:
+    lines = ["| action | MPJPE (mm) | P-MPJPE (mm) | frames |", "|---|---:|---:|---:|"]
+    for name, r in result["per_action"].items():
+        lines.append(f"| {name} | {r['mpjpe_mm']:.2f} | {r['p_mpjpe_mm']:.2f} | {r['frames']} |")
+    lines.append(f"| **average over actions** | **{result['mpjpe_mm']:.2f}** | "
+                 f"**{result['p_mpjpe_mm']:.2f}** | {result['frames']} |")
+    return "\n".join(lines)
+
+
+def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -> Path:
+    """Write ``<weights>.md`` from the weights' metadata, the train pipeline and eval results."""
+    weights_path = Path(weights_path)
+    _, meta = wio.load(weights_path)
+    digest = wio.sha256(weights_path)
+    hist = meta.get("history", [])
+    lines = [
+        f"# {weights_path.name}",
+        "",
+        spec.get("description", ""),
+        "",
+        f"- **model**: `{meta['model']}` {meta.get('model_options', {})}; input layout `{meta['layout']}`, "
+        f"2D codec `{meta['codec']}`; output {meta['output']}",
+        f"- **data**: Human3.6M subjects {', '.join(meta['trained_on']['subjects'])}, all four cameras, "
+        f"2D input `{meta['trained_on']['source_2d']}` (gt = projected ground truth, sh = Stacked-Hourglass "
+        "MPII-pretrained detections), frame stride {}".format(meta["trained_on"]["stride"]),
+        f"- **command**: `{meta.get('command', '')}` (pipeline `{Path(spec['path']).name}`)",
+        f"- **training**: {meta['epochs']} epochs of {meta['samples_per_epoch']} random samples, batch "
+        f"{meta['batch_size']}, Adam lr {meta['lr']} -> {meta['lr_final']} (exponential), left/right mirroring "
+        f"{'on' if meta.get('flip_augmentation') else 'off'}, seed {meta['seed']}"
+        + (f", initialised from `{Path(meta['init_weights']).name}`" if meta.get("init_weights") else ""),
+        f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
+        f"- **sha256**: `{digest}`",
+        "",
+        "## Measured on Human3.6M S9, S11 (all frames, all cameras, 17 joints, flip test-time augmentation)",
+        "",
+        "Averaged per action, then over the 15 actions. Our copy lacks the 3D of S9 \"Discussion 1\": "
+        "it is not in these tables. For Stacked-Hourglass input S11 \"Directions\" camera 54138969 has no "
+        "detections and is skipped.",
+        "",
+    ]
+    for source, result in results.items():
+        label = {"gt": "Ground-truth 2D input", "sh": "Stacked-Hourglass detections as input"}[source]
+        lines += [f"### {label}: MPJPE {result['mpjpe_mm']:.2f} mm, P-MPJPE {result['p_mpjpe_mm']:.2f} mm",
+                  "", _table(result), ""]
+    if hist:
+        lines += ["## Training curve (validation: S9/S11 every 25th frame, no flip augmentation)", "",
+                  "| epoch | train MPJPE (mm) | val MPJPE gt-2D (mm) | val MPJPE sh-2D (mm) |", "|---:|---:|---:|---:|"]
+        lines += [f"| {h['epoch']:.0f} | {h['loss_mm']:.2f} | {h['val_gt_mm']:.2f} | {h['val_sh_mm']:.2f} |" for h in hist]
+        lines.append("")
+    card = weights_path.with_suffix(".md")
+    tmp = card.with_name(f".{card.name}.partial")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(card)
+    return card

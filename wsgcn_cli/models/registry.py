@@ -1,0 +1,41 @@
+"""Model names used in pipeline files and weights metadata -> constructors."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from wsgcn_cli.errors import WsgcnError
+
+
+def _semgcn(**kw):
+    from wsgcn_cli.models.semgcn import SemGCN
+
+    return SemGCN(**kw)
+
+
+def _martinez(**kw):
+    from wsgcn_cli.models.mlp import MartinezMLP
+
+    return MartinezMLP(**kw)
+
+
+MODELS = {
+    "semgcn_nonlocal": lambda **kw: _semgcn(non_local=True, **kw),
+    "semgcn": lambda **kw: _semgcn(non_local=False, **kw),
+    "martinez_mlp": _martinez,
+}
+
+
+def build_model(name: str, **options) -> nn.Module:
+    """Construct the model ``name`` with ``options`` (the pipeline's ``[model]`` table).
+
+    Raises WsgcnError for an unknown name or options the model does not take.
+    """
+    try:
+        factory = MODELS[name]
+    except KeyError:
+        raise WsgcnError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    try:
+        return factory(**options)
+    except TypeError as e:
+        raise WsgcnError(f"bad options for model {name!r}: {e}")

@@ -1,0 +1,65 @@
+"""Pipeline files: the one place that pairs a model with its weights and its 2D layout.
+
+A pipeline is a TOML file in ``pipelines/`` (read with ``tomllib``). A *lift* pipeline
+has the tables ``[detector]``, ``[representation]``, ``[lifter]`` and optionally
+``[refiner]``; a *train* pipeline has ``[model]``, ``[codec]``, ``[data]`` and
+``[train]``. Relative paths inside a pipeline (weights, outputs) are resolved against
+the repository root (the folder holding ``pipelines/``).
+
+``load("body17")`` finds ``pipelines/body17.toml``; a path to a ``.toml`` file works too.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from wsgcn_cli.errors import WsgcnError
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_DIR = ROOT / "pipelines"
+DEFAULT_LIFT = "body17"
+
+
+def find(name_or_path: str | Path) -> Path:
+    """Path of a pipeline given its name (``body17``) or a path to a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise WsgcnError(f"pipeline file not found: {p}")
+        return p
+    candidate = PIPELINE_DIR / f"{name_or_path}.toml"
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(x.stem for x in PIPELINE_DIR.glob("*.toml")))
+    raise WsgcnError(f"unknown pipeline {str(name_or_path)!r}; known: {known}")
+
+
+def resolve_path(value: str | Path) -> Path:
+    """A path from a pipeline: absolute, or relative to the repository root."""
+    p = Path(value)
+    return p if p.is_absolute() else ROOT / p
+
+
+def load(name_or_path: str | Path, kind: str | None = None) -> dict:
+    """Read and check a pipeline file -> dict (with ``"path"`` and ``"kind"`` added).
+
+    ``kind`` ``"lift"`` or ``"train"`` asks for that kind of pipeline. Raises WsgcnError
+    for a missing file, invalid TOML or missing tables.
+    """
+    path = find(name_or_path)
+    try:
+        spec = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise WsgcnError(f"pipeline {path} is not valid TOML: {e}")
+    found = "train" if "train" in spec else "lift"
+    required = {"lift": ("lifter",), "train": ("model", "codec", "data", "train")}[found]
+    missing = [t for t in required if t not in spec]
+    if missing:
+        raise WsgcnError(f"pipeline {path} lacks the table(s) {', '.join('[' + m + ']' for m in missing)}")
+    if kind is not None and kind != found:
+        raise WsgcnError(f"pipeline {path} is a {found} pipeline, not a {kind} pipeline")
+    spec.setdefault("name", path.stem)
+    spec["path"] = str(path)
+    spec["kind"] = found
+    return spec
