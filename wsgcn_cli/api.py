@@ -113,3 +113,234 @@ def _weights_path(weights: str) -> Path:
     if shipped.is_file():
         return shipped
     raise WsgcnError(f"weights file not found: {weights}")
+
+
+def _outputs(input_path: Path, out_dir: Path | None, formats, video: bool, is_image: bool) -> dict:
+    from wsgcn_cli.io.posefile import FORMATS, default_path
+
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise WsgcnError(f"unknown pose file format {fmt!r}; use one of {', '.join(FORMATS)}")
+    folder = out_dir if out_dir is not None else input_path.parent
+    stem = folder / input_path.name
+    outputs = {fmt: default_path(stem, fmt) for fmt in dict.fromkeys(formats)}
+    if video:
+        outputs["overlay"] = folder / f"{Path(input_path.name).stem}.overlay.{'png' if is_image else 'mp4'}"
+    return outputs
+
+
+def _prepare_folder(folder: Path):
+    import os
+
+    if folder.exists() and not folder.is_dir():
+        raise WsgcnError(f"output folder {folder} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WsgcnError(f"cannot create output folder {folder}: {e.strerror}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WsgcnError(f"output folder {folder} is not writable")
+
+
+def _check_overwrite(outputs: dict, overwrite: bool):
+    existing = [str(p) for p in outputs.values() if p.exists()]
+    if existing and not overwrite:
+        raise WsgcnError(f"{existing[0]} exists (use --overwrite to replace it)")
+
+
+def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str | Path | None = None,
+         formats=("npz",), keypoints: str | Path | None = None, video: bool = True, refine: bool = False,
+         overwrite: bool = False, device: str = "auto", quiet: bool = False) -> dict:
+    """Lift the person in a video, an image or a folder of images to 3D.
+
+    Stages (from the pipeline file): detector (BlazePose) -> H36M-17 2D (mapping and
+    gap filling) -> lifter. Frames are streamed: memory does not grow with the video's
+    length. Writes, beside the input or in ``out_dir``:
+
+    * ``<stem>.wsgcn.npz`` (and ``.json`` / ``.csv`` if asked for): see
+      :mod:`wsgcn_cli.io.posefile` for the schema (2D in pixels, 3D root-relative
+      camera coordinates in metres, real frame times);
+    * ``<stem>.overlay.mp4`` (H.264, same frame count and rate as the input; ``.png``
+      for a single image): the 2D skeleton on each frame beside a 3D view.
+
+    Every file is written under a temporary name and renamed when complete, so an
+    error or Ctrl-C leaves no partial output. Returns ``{"outputs": {kind: path},
+    "frames": T, "frames_with_pose": n, "seconds": wall time}``.
+
+    Raises WsgcnError for a missing or unreadable input, a video with no person in any
+    frame, outputs that exist (without ``overwrite``), an unwritable output folder,
+    a pipeline or weights that do not fit.
+    """
+    import time
+
+    import numpy as np
+
+    from wsgcn_cli.io import posefile
+    from wsgcn_cli.io.video import VideoWriter, open_frames
+    from wsgcn_cli.lifter import Lifter
+    from wsgcn_cli.render.overlay import compose_overlay
+    from wsgcn_cli.stages import Representation, StreamingLift
+
+    t0 = time.time()
+    input_path = Path(input)
+    if refine:
+        raise WsgcnError("--refine: the temporal refiner is not available yet in this version")
+    spec = pipelines.load(pipeline, kind="lift")
+    rep = Representation.from_spec(spec.get("representation", {}))
+    lifter_spec = spec["lifter"]
+    lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"]),
+                                 flip_test=lifter_spec.get("flip_test", True), device=device)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if not input_path.exists():
+        raise WsgcnError(f"input {input_path} does not exist")
+    source = open_frames(input_path)
+    with source:
+        is_image = source.kind == "image"
+        outputs = _outputs(input_path, out_dir, formats, video, is_image)
+        _prepare_folder(next(iter(outputs.values())).parent)
+        _check_overwrite(outputs, overwrite)
+
+        precomputed = None
+        if keypoints is not None:
+            from wsgcn_cli.detect.precomputed import load_keypoints
+
+            precomputed = load_keypoints(keypoints, image_size=(source.width, source.height), fps=source.fps)
+            if source.num_frames is not None and precomputed.num_frames != source.num_frames:
+                raise WsgcnError(f"{keypoints} has {precomputed.num_frames} frames of keypoints, "
+                                 f"{input_path} has {source.num_frames} frames")
+            layout = precomputed.layout
+            detector = None
+        else:
+            from wsgcn_cli.detect.base import make_detector
+
+            options = {k: v for k, v in spec.get("detector", {}).items() if k != "name"}
+            options.setdefault("static_image_mode", source.kind != "video")
+            detector = make_detector(spec.get("detector", {}).get("name", "mediapipe"), **options)
+            layout = detector.layout
+
+        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep)
+        writer = None
+        if video and not is_image:
+            writer = VideoWriter(outputs["overlay"], source.fps or 25.0,
+                                 *_overlay_dims(source.width, source.height))
+        image_overlay = []
+
+        def emit(items):
+            for image, xy, score, pose in items:
+                if writer is not None:
+                    writer.write_rendered(compose_overlay, image, xy, score, pose)
+                elif video:
+                    image_overlay.append(compose_overlay(image, xy, score, pose))
+
+        try:
+            with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
+                for frame in source:
+                    if precomputed is not None:
+                        if frame.index >= precomputed.num_frames:
+                            raise WsgcnError(f"{keypoints} has fewer frames than {input_path}")
+                        xy, score = precomputed.xy[frame.index], precomputed.score[frame.index]
+                    else:
+                        xy, score = detector.detect(frame.image)
+                    emit(stream.push(frame.time_s, xy, score, frame.image if video else None))
+                    advance(frame.index + 1)
+                emit(stream.finish())
+            poses = stream.poses3d
+            found = int(np.isfinite(poses).all(axis=(1, 2)).sum())
+            if found == 0:
+                raise WsgcnError(f"no person found in any of the {len(poses)} frame(s) of {input_path}")
+            h36m = stream.h36m
+            raw = stream.raw
+            result = posefile.PoseFile(
+                keypoints_2d=h36m.xy, scores=h36m.score, keypoints_3d=poses, times=h36m.times,
+                missing=stream.missing, fps=source.fps, image_size=(source.width, source.height),
+                detector_keypoints=raw.xy, detector_scores=raw.score, detector_layout=layout,
+                pipeline=spec["name"], weights_sha256=lifter.sha256, source=input_path.name,
+            )
+            if writer is not None:
+                writer.close()
+            elif image_overlay:
+                _write_png(outputs["overlay"], image_overlay[0])
+            for fmt in formats:
+                posefile.write(result, outputs[fmt], fmt)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        finally:
+            if detector is not None:
+                detector.close()
+    summary = {"outputs": {k: str(v) for k, v in outputs.items()}, "frames": len(poses),
+               "frames_with_pose": found, "seconds": time.time() - t0}
+    if not quiet:
+        _console(False).print(f"{input_path.name}: {found}/{len(poses)} frames with a 3D pose -> "
+                              + ", ".join(str(p) for p in outputs.values()))
+    return summary
+
+
+def _overlay_dims(width: int, height: int) -> tuple[int, int]:
+    from wsgcn_cli.render.overlay import overlay_size
+
+    frame_w, out_h, panel_w = overlay_size(width, height)
+    return frame_w + panel_w, out_h
+
+
+def _write_png(path: Path, rgb) -> None:
+    import cv2
+
+    from wsgcn_cli.io.atomic import atomic_write
+
+    with atomic_write(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise WsgcnError(f"cannot write {path}")
+
+
+def render(poses: str | Path, video: str | Path | None = None, out: str | Path | None = None,
+           overwrite: bool = False, quiet: bool = False) -> Path:
+    """Re-render the overlay from a pose file (no detection): with ``video``, the 2D
+    skeleton on each of its frames beside the 3D view; without, a 3D-only animation.
+
+    Output (H.264 mp4): ``out`` or ``<stem>.overlay.mp4`` (with a video) /
+    ``<stem>.3d.mp4`` (3D only) beside the pose file. Raises WsgcnError for a missing
+    or invalid pose file, a video whose frame count differs from the pose file's, or an
+    existing output without ``overwrite``.
+    """
+    from wsgcn_cli.io import posefile
+    from wsgcn_cli.io.video import VideoWriter, open_frames
+    from wsgcn_cli.render.overlay import compose_overlay
+    from wsgcn_cli.render.view3d import render_3d_animation
+
+    poses = Path(poses)
+    p = posefile.read(poses)
+    stem = poses.name.split(".wsgcn")[0] if ".wsgcn" in poses.name else poses.stem
+    if out is None:
+        out = poses.with_name(f"{stem}.{'overlay' if video else '3d'}.mp4")
+    out = Path(out)
+    _prepare_folder(out.parent)
+    _check_overwrite({"out": out}, overwrite)
+    fps = p.fps if p.fps > 0 else 25.0
+    with progress_bar(f"rendering {out.name}", p.num_frames, quiet) as advance:
+        if video is not None:
+            source = open_frames(video)
+            with source:
+                if source.num_frames is not None and source.num_frames != p.num_frames:
+                    raise WsgcnError(f"{video} has {source.num_frames} frames, {poses} has {p.num_frames}")
+                if (source.width, source.height) != tuple(p.image_size):
+                    raise WsgcnError(f"{video} is {source.width}x{source.height}, the poses were made on "
+                                     f"{p.image_size[0]}x{p.image_size[1]}")
+                with VideoWriter(out, source.fps or fps, *_overlay_dims(source.width, source.height)) as w:
+                    for frame in source:
+                        if frame.index >= p.num_frames:
+                            raise WsgcnError(f"{video} has more frames than {poses}")
+                        i = frame.index
+                        w.write_rendered(compose_overlay, frame.image, p.keypoints_2d[i], p.scores[i],
+                                         p.keypoints_3d[i])
+                        advance(i + 1)
+        else:
+            size = 480
+            with VideoWriter(out, fps, size, size) as w:
+                for i, panel in enumerate(render_3d_animation(p.keypoints_3d, size=(size, size))):
+                    w.write(panel)
+                    advance(i + 1)
+    if not quiet:
+        _console(False).print(f"wrote {out}")
+    return out

@@ -113,7 +113,7 @@ def main():
     # shared with a detector or an encoder, spinning threads halve the throughput.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns an exit code for Ctrl-C (130) and Exit
     except WsgcnError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
@@ -132,3 +132,6 @@ def main():
             e.show()
             sys.exit(e.exit_code)
         raise
+    if code == 130:
+        print("interrupted: no partial output was kept", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)

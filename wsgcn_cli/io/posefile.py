@@ -1,0 +1,198 @@
+"""The pose files ``lift`` writes and ``render`` reads: ``.wsgcn.npz``, ``.json``, ``.csv``.
+
+One schema, three encodings. Per frame t of T and joint j of the 17 H36M-17 joints:
+
+============== =========== =====================================================
+key            shape       meaning
+============== =========== =====================================================
+keypoints_2d   (T, 17, 2)  float32 pixels, image frame (origin top-left, x right,
+                           y down), after the 2D stage; NaN where missing
+scores         (T, 17)     float32 confidence in [0, 1]
+keypoints_3d   (T, 17, 3)  float32 metres, camera coordinates (x right, y down,
+                           z forward), root-relative (pelvis = joint 0 at 0);
+                           NaN for frames without a pose
+times          (T,)        float64 seconds since the first frame (real times)
+missing        (T,)        bool, frames with no usable pose (no detection or a
+                           gap longer than the pipeline's max_gap_frames)
+fps            ()          float, frames per second of the input (0 for an image)
+image_size     (2,)        int32 width, height of the (upright) input in pixels
+joint_names    (17,)       str; parents (17,) int, -1 for the root
+layout         ()          "h36m17"
+detector_keypoints (T,J,2) / detector_scores (T,J) / detector_layout:
+                           the detector's raw output (e.g. BlazePose-33), pixels
+pipeline, weights_sha256, source, wsgcn_version: provenance strings
+============== =========== =====================================================
+
+JSON: ``{"meta": {...scalars and names...}, "frames": [{"index", "time_s",
+"missing", "keypoints_2d", "scores", "keypoints_3d"}, ...]}`` with NaN written as
+``null``. CSV: one row per frame and joint (``frame, time_s, joint, name, x_px, y_px,
+score, x_m, y_m, z_m``), empty cells for missing values.
+
+All writers go through :mod:`wsgcn_cli.io.atomic` (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.io.atomic import atomic_open, atomic_write
+from wsgcn_cli.skeletons import H36M17
+
+FORMATS = ("npz", "json", "csv")
+
+
+@dataclass
+class PoseFile:
+    """The content of a pose file (see the module docstring for units and frames)."""
+
+    keypoints_2d: np.ndarray
+    scores: np.ndarray
+    keypoints_3d: np.ndarray
+    times: np.ndarray
+    fps: float
+    image_size: tuple[int, int]
+    missing: np.ndarray | None = None
+    detector_keypoints: np.ndarray | None = None
+    detector_scores: np.ndarray | None = None
+    detector_layout: str = ""
+    pipeline: str = ""
+    weights_sha256: str = ""
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        t = len(self.times)
+        self.keypoints_2d = np.asarray(self.keypoints_2d, np.float32)
+        self.scores = np.asarray(self.scores, np.float32)
+        self.keypoints_3d = np.asarray(self.keypoints_3d, np.float32)
+        self.times = np.asarray(self.times, np.float64)
+        if self.missing is None:
+            self.missing = ~np.isfinite(self.keypoints_3d).all(axis=(1, 2))
+        self.missing = np.asarray(self.missing, bool)
+        expect = {"keypoints_2d": (t, 17, 2), "scores": (t, 17), "keypoints_3d": (t, 17, 3), "missing": (t,)}
+        for name, shape in expect.items():
+            if getattr(self, name).shape != shape:
+                raise WsgcnError(f"pose data {name} has shape {getattr(self, name).shape}, expected {shape}")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.times)
+
+
+def default_path(stem_path: Path, fmt: str) -> Path:
+    """``video.mp4`` -> ``video.wsgcn.<fmt>`` in the same folder."""
+    return stem_path.with_name(f"{stem_path.stem}.wsgcn.{fmt}")
+
+
+def _meta(p: PoseFile) -> dict:
+    from wsgcn_cli import __version__
+
+    return {
+        "layout": "h36m17", "joint_names": list(H36M17.joint_names), "parents": list(H36M17.parents),
+        "fps": p.fps, "image_size": [int(p.image_size[0]), int(p.image_size[1])],
+        "num_frames": p.num_frames, "pipeline": p.pipeline, "weights_sha256": p.weights_sha256,
+        "source": p.source, "detector_layout": p.detector_layout, "wsgcn_version": __version__,
+        "units": {"keypoints_2d": "pixels, origin top-left, x right, y down",
+                  "keypoints_3d": "metres, camera coordinates (x right, y down, z forward), root-relative",
+                  "times": "seconds since the first frame"},
+        **p.extra,
+    }
+
+
+def write(p: PoseFile, path: str | Path, fmt: str | None = None) -> Path:
+    """Write ``p`` to ``path`` in ``fmt`` (default: from the suffix), atomically."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".")
+    if fmt == "npz":
+        _write_npz(p, path)
+    elif fmt == "json":
+        _write_json(p, path)
+    elif fmt == "csv":
+        _write_csv(p, path)
+    else:
+        raise WsgcnError(f"unknown pose file format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return path
+
+
+def _write_npz(p: PoseFile, path: Path):
+    meta = _meta(p)
+    arrays = {
+        "keypoints_2d": p.keypoints_2d, "scores": p.scores, "keypoints_3d": p.keypoints_3d,
+        "times": p.times, "missing": p.missing, "fps": np.float64(p.fps),
+        "image_size": np.asarray(p.image_size, np.int32),
+        "joint_names": np.array(H36M17.joint_names), "parents": np.array(H36M17.parents, np.int32),
+        "layout": np.array("h36m17"), "pipeline": np.array(p.pipeline),
+        "weights_sha256": np.array(p.weights_sha256), "source": np.array(p.source),
+        "wsgcn_version": np.array(meta["wsgcn_version"]), "detector_layout": np.array(p.detector_layout),
+    }
+    if p.detector_keypoints is not None:
+        arrays["detector_keypoints"] = np.asarray(p.detector_keypoints, np.float32)
+        arrays["detector_scores"] = np.asarray(p.detector_scores, np.float32)
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def _nan_to_none(a: np.ndarray):
+    return [[None if not math.isfinite(v) else round(float(v), 6) for v in row] for row in a] if a.ndim == 2 else \
+        [None if not math.isfinite(v) else round(float(v), 6) for v in a]
+
+
+def _write_json(p: PoseFile, path: Path):
+    frames = [
+        {"index": i, "time_s": float(p.times[i]), "missing": bool(p.missing[i]),
+         "keypoints_2d": _nan_to_none(p.keypoints_2d[i]), "scores": _nan_to_none(p.scores[i]),
+         "keypoints_3d": _nan_to_none(p.keypoints_3d[i])}
+        for i in range(p.num_frames)
+    ]
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump({"meta": _meta(p), "frames": frames}, f)
+
+
+def _cell(v) -> str:
+    return "" if not math.isfinite(v) else f"{v:.6g}"
+
+
+def _write_csv(p: PoseFile, path: Path):
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "time_s", "joint", "name", "x_px", "y_px", "score", "x_m", "y_m", "z_m"])
+        for i in range(p.num_frames):
+            t = f"{p.times[i]:.6f}"
+            for j, name in enumerate(H36M17.joint_names):
+                x, y = p.keypoints_2d[i, j]
+                X, Y, Z = p.keypoints_3d[i, j]
+                w.writerow([i, t, j, name, _cell(x), _cell(y), _cell(p.scores[i, j]), _cell(X), _cell(Y), _cell(Z)])
+
+
+def read(path: str | Path) -> PoseFile:
+    """Read a ``.wsgcn.npz`` pose file; raises WsgcnError if missing or not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise WsgcnError(f"pose file not found: {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+        keys = set(z.files)
+    except (OSError, ValueError) as e:
+        raise WsgcnError(f"{path} is not a pose file (.wsgcn.npz): {e}")
+    need = {"keypoints_2d", "scores", "keypoints_3d", "times", "fps", "image_size"}
+    if not need <= keys:
+        raise WsgcnError(f"{path} is not a wsgcn pose file: it lacks {', '.join(sorted(need - keys))}")
+    if "layout" in keys and str(z["layout"]) != "h36m17":
+        raise WsgcnError(f"{path} holds layout {str(z['layout'])!r}, expected 'h36m17'")
+    opt = lambda k: z[k] if k in keys else None  # noqa: E731
+    return PoseFile(
+        keypoints_2d=z["keypoints_2d"], scores=z["scores"], keypoints_3d=z["keypoints_3d"], times=z["times"],
+        fps=float(z["fps"]), image_size=tuple(int(v) for v in z["image_size"]), missing=opt("missing"),
+        detector_keypoints=opt("detector_keypoints"), detector_scores=opt("detector_scores"),
+        detector_layout=str(z["detector_layout"]) if "detector_layout" in keys else "",
+        pipeline=str(z["pipeline"]) if "pipeline" in keys else "",
+        weights_sha256=str(z["weights_sha256"]) if "weights_sha256" in keys else "",
+        source=str(z["source"]) if "source" in keys else "",
+    )

@@ -1,0 +1,31 @@
+"""Colours shared by the 2D overlay and the 3D panel, so one legend fits both.
+
+Colours are RGB tuples (frames are RGB everywhere in wsgcn). Bones are coloured by the
+side of their child keypoint (see :meth:`wsgcn_cli.skeletons.Skeleton.side_of_edge`):
+the person's left in blue, right in red, the centre line in yellow.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from wsgcn_cli.skeletons import Skeleton
+
+LEFT_COLOR = (40, 130, 255)
+RIGHT_COLOR = (255, 60, 60)
+CENTRE_COLOR = (255, 215, 0)
+SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "centre": CENTRE_COLOR}
+
+
+@lru_cache(maxsize=None)
+def edge_colors(skeleton: Skeleton) -> tuple[tuple[int, int, int], ...]:
+    """One RGB colour per edge of ``skeleton.edges``, by side."""
+    return tuple(SIDE_COLORS[skeleton.side_of_edge(e)] for e in skeleton.edges)
+
+
+@lru_cache(maxsize=None)
+def joint_colors(skeleton: Skeleton) -> tuple[tuple[int, int, int], ...]:
+    """One RGB colour per keypoint, by side."""
+    left, right = set(skeleton.left), set(skeleton.right)
+    return tuple(LEFT_COLOR if j in left else RIGHT_COLOR if j in right else CENTRE_COLOR
+                 for j in range(skeleton.num_joints))

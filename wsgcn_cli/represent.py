@@ -1,0 +1,292 @@
+"""The geometric part of the 2D stage: any supported 2D layout to H36M-17, and gap filling.
+
+:func:`to_h36m17` makes the lifter's 17 Human3.6M joints from the keypoints of a 2D
+detector; :func:`fill_gaps` interpolates short runs of missing keypoints over time.
+Coordinates stay in pixels of the image frame (origin top-left, x right, y down).
+
+How each H36M-17 joint is made
+------------------------------
+Every H36M joint is an affine combination (weights summing to 1) of the source
+keypoints, so the mapping commutes with any 2D translation, rotation and scaling of
+the image. Below, ``hip_mid``/``shoulder_mid``/``ear_mid`` are midpoints of the left
+and right source keypoints, and for joints with a side, ``other`` is the same keypoint
+on the other side. With ``adjust=True`` (the default) the corrections in
+:data:`ADJUST` move the detector's landmarks to where Human3.6M's motion-capture
+skeleton puts its joints; with ``adjust=False`` limb joints are the detector's own
+keypoints and the made joints use the plain midpoints (the "raw" mapping).
+
+=============== ===============================================================
+H36M joint      made from (BlazePose-33; COCO-17 and COCO-WholeBody-133 alike)
+=============== ===============================================================
+0 Hip (pelvis)  mean of the two H36M hips below = hip_mid + 0.13 (shoulder_mid - hip_mid)
+1/4 R/LHip      hip + 0.19 (hip - other_hip) + 0.13 (shoulder_mid - hip_mid):
+                H36M's hip joints sit wider apart and higher than the hip
+                landmarks (BlazePose's are ~20 px too low and too close together
+                on the 1000 px test clip)
+2/5 R/LKnee     knee + 0.07 (knee - ankle): slightly up the shank
+3/6 R/LFoot     ankle + 0.47 (heel - ankle) (H36M "Foot" is the ankle joint, which
+                lies between the ankle and heel landmarks); the ankle itself for
+                COCO-17, which has no heel
+7 Spine         pelvis + 0.50 (thorax - pelvis)
+8 Thorax        shoulder_mid + 0.27 (ear_mid - shoulder_mid): the base of the neck,
+                above the shoulder line
+9 Neck/Nose     nose + 0.44 (ear_mid - nose) + 0.25 (shoulder_mid - nose)
+10 Head         ear_mid + 0.32 (ear_mid - shoulder_mid) - 0.35 (nose - ear_mid):
+                the top of the head, extrapolated upwards from the ears and
+                slightly back from the face
+11/14 Shoulder  shoulder + 0.08 (other_shoulder - shoulder): the joint centre is
+                medial to the shoulder landmark
+12/15 Elbow     elbow (no systematic offset found)
+13/16 Wrist     wrist (no systematic offset found)
+=============== ===============================================================
+
+COCO-17 and COCO-WholeBody-133 keypoints use the same recipes and constants (their
+hip, shoulder, knee and ankle keypoints are defined like BlazePose's), but the
+constants were measured with BlazePose only.
+
+SH-16 (Stacked-Hourglass layout, H36M-17 without joint 9) is completed with Neck/Nose
+= thorax + 0.45 (head - thorax), the fraction of
+:data:`wsgcn_cli.data.h36m.NECK_NOSE_FRACTION` (measured on the Human3.6M training
+subjects; about 8-14 px from the real joint on projected ground truth); H36M-17 input is
+returned unchanged.
+
+Where the numbers come from: BlazePose full (video mode) was run on
+``body3d_demo.mp4`` (Human3.6M S11 "WalkDog 1", camera 60457274, 1000x1002 px, 399
+frames) and compared with the ground-truth 3D projected through the camera model of
+``CONVENTIONS.md``; each correction was fitted by least squares (left and right
+sharing one constant). Mean pixel error per joint, raw mapping (``adjust=False``) and
+adjusted, on that clip, and on the 4 Human3.6M frames of MMPose's test fixture (S1,
+S5, S7, S8; cameras 54138969 and 55011271; not used for fitting; BlazePose in image
+mode):
+
+============  ==============  ==============
+joint         clip raw / adj  held-out raw / adj
+============  ==============  ==============
+Hip (pelvis)  18.9 /  3.5     17.8 /  5.9
+RHip          23.2 /  4.6     19.9 /  6.0
+RKnee         10.6 /  7.0      7.4 /  6.5
+RFoot          7.1 /  7.3      7.0 /  6.5
+LHip          20.2 /  6.7     18.2 /  6.6
+LKnee         10.2 /  9.7      7.8 /  7.5
+LFoot         11.9 /  6.8      9.1 /  7.2
+Spine         16.2 /  4.5     16.7 / 10.9
+Thorax        13.5 /  3.1     15.7 /  6.6
+Neck/Nose     10.3 /  2.6      6.7 /  4.1
+Head           7.5 /  3.5     10.9 /  5.6
+LShoulder      6.4 /  3.6      8.5 /  6.7
+LElbow        11.8 / 11.8      3.4 /  3.4
+LWrist         9.6 /  9.6      4.6 /  4.6
+RShoulder      8.8 /  4.6     11.7 /  8.7
+RElbow         8.1 /  8.1      6.6 /  6.6
+RWrist        14.4 / 14.4     10.9 / 10.9
+12 limb jts   11.86 / 7.86     9.58 / 6.77
+all 17        12.27 / 6.56    10.75 / 6.72
+============  ==============  ==============
+
+A 2-fold cross-validation on the clip (fit on one half, measure on the other) gives
+nearly the fitted errors (hips 5.8, pelvis 3.6, thorax 3.4, spine 4.7, neck/nose 2.6,
+head 3.9, shoulders 4.6, knees 8.4, feet 7.8 px), so the constants do not overfit the
+clip; they describe where Human3.6M's mocap skeleton puts its joints, but come from few
+subjects and views: treat them as approximate elsewhere.
+
+Scores: a made joint's score is the minimum of the scores of the keypoints it uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wsgcn_cli.data.h36m import NECK_NOSE_FRACTION
+from wsgcn_cli.detect.base import Keypoints2D
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.skeletons import H36M17, SH16_IN_H36M17, get_layout
+
+#: Corrections (fractions of body segments, dimensionless) applied when ``adjust=True``;
+#: see the module docstring for what each one does and how it was measured.
+ADJUST = {
+    "hip_widen": 0.19,       # hip += hip_widen * (hip - other_hip)
+    "hip_raise": 0.13,       # hips and pelvis += hip_raise * (shoulder_mid - hip_mid)
+    "knee_raise": 0.07,      # knee += knee_raise * (knee - ankle)
+    "ankle_to_heel": 0.47,   # foot = ankle + ankle_to_heel * (heel - ankle)
+    "spine": 0.50,           # spine = pelvis + spine * (thorax - pelvis)
+    "thorax_up": 0.27,       # thorax = shoulder_mid + thorax_up * (ear_mid - shoulder_mid)
+    "neck_to_ears": 0.44,    # neck/nose = nose + neck_to_ears * (ear_mid - nose)
+    "neck_down": 0.25,       #             + neck_down * (shoulder_mid - nose)
+    "head_up": 0.32,         # head = ear_mid + head_up * (ear_mid - shoulder_mid)
+    "head_back": 0.35,       #        - head_back * (nose - ear_mid)
+    "shoulder_in": 0.08,     # shoulder += shoulder_in * (other_shoulder - shoulder)
+}
+
+#: Without adjustment: hips/limbs as detected, pelvis = hip_mid, thorax = shoulder_mid,
+#: spine halfway, neck/nose = nose, head top half the shoulder-to-ear distance above the ears.
+RAW = dict.fromkeys(ADJUST, 0.0) | {"spine": 0.5, "head_up": 0.5}
+
+#: Neck/Nose = thorax + SH16_NECK * (head - thorax) when completing SH-16 input (the
+#: same fraction the Human3.6M loader uses for its Stacked-Hourglass detections).
+SH16_NECK = NECK_NOSE_FRACTION
+
+class _Comb(dict):
+    """An affine combination of named source keypoints, {keypoint name: weight}."""
+
+    def __add__(self, other):
+        out = _Comb(self)
+        for k, w in other.items():
+            out[k] = out.get(k, 0.0) + w
+        return out
+
+    def __sub__(self, other):
+        return self + (-1.0) * other
+
+    def __rmul__(self, c: float):
+        return _Comb({k: c * w for k, w in self.items()})
+
+
+def _p(name: str) -> _Comb:
+    return _Comb({name: 1.0})
+
+
+def _mid(part: str) -> _Comb:
+    return 0.5 * (_p(f"left_{part}") + _p(f"right_{part}"))
+
+
+def _recipes(c: dict, has_heel: bool) -> list[_Comb]:
+    """The 17 H36M joints as combinations of source keypoints (names as in COCO/BlazePose)."""
+    hip_mid, shoulder_mid, ear_mid = _mid("hip"), _mid("shoulder"), _mid("ear")
+    up = shoulder_mid - hip_mid
+    out = {}
+    for side, other in (("left", "right"), ("right", "left")):
+        s = side[0].upper()
+        hip, other_hip = _p(f"{side}_hip"), _p(f"{other}_hip")
+        out[f"{s}Hip"] = hip + c["hip_widen"] * (hip - other_hip) + c["hip_raise"] * up
+        knee, ankle = _p(f"{side}_knee"), _p(f"{side}_ankle")
+        out[f"{s}Knee"] = knee + c["knee_raise"] * (knee - ankle)
+        out[f"{s}Foot"] = (ankle + c["ankle_to_heel"] * (_p(f"{side}_heel") - ankle)
+                           if has_heel else ankle)
+        shoulder = _p(f"{side}_shoulder")
+        out[f"{s}Shoulder"] = shoulder + c["shoulder_in"] * (_p(f"{other}_shoulder") - shoulder)
+        out[f"{s}Elbow"] = _p(f"{side}_elbow")
+        out[f"{s}Wrist"] = _p(f"{side}_wrist")
+    out["Hip"] = 0.5 * (out["LHip"] + out["RHip"])
+    out["Thorax"] = shoulder_mid + c["thorax_up"] * (ear_mid - shoulder_mid)
+    out["Spine"] = out["Hip"] + c["spine"] * (out["Thorax"] - out["Hip"])
+    nose = _p("nose")
+    out["Neck/Nose"] = (nose + c["neck_to_ears"] * (ear_mid - nose)
+                        + c["neck_down"] * (shoulder_mid - nose))
+    out["Head"] = (ear_mid + c["head_up"] * (ear_mid - shoulder_mid)
+                   - c["head_back"] * (nose - ear_mid))
+    return [out[name] for name in H36M17.joint_names]
+
+
+def mapping_matrix(layout: str, adjust: bool = True) -> np.ndarray:
+    """(17, J) weights W such that H36M-17 keypoints = W @ source keypoints.
+
+    Rows sum to 1. ``layout`` is one of ``blazepose33``, ``coco17``,
+    ``coco_wholebody133``, ``sh16``, ``h36m17``.
+
+    Raises:
+        WsgcnError: the layout cannot be mapped to H36M-17.
+    """
+    skeleton = get_layout(layout)
+    if layout == "h36m17":
+        return np.eye(17)
+    if layout == "sh16":
+        w = np.zeros((17, 16))
+        w[list(SH16_IN_H36M17), np.arange(16)] = 1.0
+        thorax, head = SH16_IN_H36M17.index(8), SH16_IN_H36M17.index(10)
+        w[9, thorax], w[9, head] = 1.0 - SH16_NECK, SH16_NECK
+        return w
+    if layout not in ("blazepose33", "coco17", "coco_wholebody133"):
+        raise WsgcnError(f"no mapping from the {layout} layout to h36m17")
+    has_heel = "left_heel" in skeleton.joint_names
+    w = np.zeros((17, skeleton.num_joints))
+    for row, comb in enumerate(_recipes(ADJUST if adjust else RAW, has_heel)):
+        for name, weight in comb.items():
+            w[row, skeleton.index(name)] += weight
+    w[np.abs(w) < 1e-12] = 0.0
+    return w
+
+
+def to_h36m17(kp: Keypoints2D, adjust: bool = True) -> Keypoints2D:
+    """Map 2D keypoints to the H36M-17 layout (see the module docstring for how).
+
+    Args:
+        kp: keypoints in ``blazepose33``, ``coco17``, ``coco_wholebody133``, ``sh16`` or
+            ``h36m17`` (returned as a copy).
+        adjust: apply the :data:`ADJUST` corrections towards Human3.6M's joint
+            definitions (default); False gives the raw mapping.
+
+    Returns:
+        :class:`Keypoints2D` with layout ``h36m17``: xy (T, 17, 2) pixels, NaN where any
+        keypoint a joint is made from is missing; score (T, 17) = minimum score of those
+        keypoints (0 where missing); times, size and fps unchanged.
+
+    Raises:
+        WsgcnError: the layout cannot be mapped.
+    """
+    w = mapping_matrix(kp.layout, adjust)
+    used = w != 0.0
+    missing = ~np.isfinite(kp.xy).all(axis=-1)                           # (T, J)
+    xy = np.einsum("kj,tjc->tkc", w, np.where(missing[..., None], 0.0, kp.xy))
+    out_missing = (missing.astype(np.float32) @ used.T.astype(np.float32)) > 0
+    xy[out_missing] = np.nan
+    score = np.stack([kp.score[:, used[k]].min(axis=1) for k in range(17)], axis=1) \
+        if kp.num_frames else np.zeros((0, 17), np.float32)
+    score = np.where(out_missing, 0.0, score)
+    return Keypoints2D("h36m17", xy.astype(np.float32), score.astype(np.float32),
+                       kp.times.copy(), kp.width, kp.height, kp.fps)
+
+
+#: Keypoints with a score below this are treated as missing by :func:`fill_gaps`.
+DEFAULT_MIN_SCORE = 0.1
+
+#: Score given to interpolated keypoints: low, but above DEFAULT_MIN_SCORE so that a
+#: second pass keeps them.
+INTERPOLATED_SCORE = 0.2
+
+
+def fill_gaps(kp: Keypoints2D, max_gap_frames: int, *, min_score: float = DEFAULT_MIN_SCORE,
+              fill_score: float = INTERPOLATED_SCORE) -> tuple[Keypoints2D, np.ndarray]:
+    """Interpolate short runs of missing keypoints, per joint, linearly in time.
+
+    A keypoint is missing where its xy is NaN or its score is below ``min_score``.
+    A run of at most ``max_gap_frames`` missing frames with a valid frame on both sides
+    is filled by linear interpolation between those two frames (weighted by the frame
+    times when they increase strictly, else by frame index) and gets score
+    ``fill_score``. Longer runs and runs at the start or end are left missing: xy NaN,
+    score 0 (a low-score keypoint that is not filled is cleared too).
+
+    Args:
+        kp: keypoints, any layout.
+        max_gap_frames: longest run of missing frames to fill (0 fills nothing).
+        min_score: score threshold below which a keypoint counts as missing.
+        fill_score: score of interpolated keypoints.
+
+    Returns:
+        (filled keypoints, missing) where ``missing`` is a (T,) bool array marking the
+        frames in which at least one joint is still missing.
+    """
+    if max_gap_frames < 0:
+        raise ValueError("max_gap_frames must be >= 0")
+    xy, score = kp.xy.astype(np.float64), kp.score.copy()
+    T = kp.num_frames
+    valid = kp.detected(min_score)                                         # (T, J)
+    t_idx = np.arange(T)[:, None]
+    prev = np.maximum.accumulate(np.where(valid, t_idx, -1), axis=0)       # last valid <= t
+    nxt = np.minimum.accumulate(np.where(valid, t_idx, T)[::-1], axis=0)[::-1]
+    gap = nxt - prev - 1
+    fill = ~valid & (prev >= 0) & (nxt < T) & (gap <= max_gap_frames)
+    if fill.any():
+        times = kp.times if T > 1 and np.all(np.diff(kp.times) > 0) else np.arange(T, dtype=float)
+        p, n = np.clip(prev, 0, T - 1), np.clip(nxt, 0, T - 1)
+        span = np.where(fill, times[n] - times[p], 1.0)
+        w = np.where(fill, (times[:, None] - times[p]) / span, 0.0)[..., None]
+        cols = np.arange(xy.shape[1])[None, :]
+        interp = xy[p, cols] * (1.0 - w) + xy[n, cols] * w
+        xy[fill] = interp[fill]
+        score[fill] = fill_score
+    still_missing = ~valid & ~fill
+    xy[still_missing] = np.nan
+    score[still_missing] = 0.0
+    out = Keypoints2D(kp.layout, xy.astype(np.float32), score, kp.times.copy(), kp.width,
+                      kp.height, kp.fps)
+    return out, still_missing.any(axis=1)
