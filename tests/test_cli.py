@@ -92,6 +92,17 @@ def test_render_overlay_and_3d_only(lifted, tmp_path):
     assert_one_line_error(wsgcn("render", npz, "--video", other, "--out", tmp_path / "x.mp4"), "frames")
 
 
+def test_keypoints_file_skips_detection(lifted, tmp_path):
+    """--keypoints reads 2D from our own npz (or an mmpose JSON) instead of detecting."""
+    npz = lifted / "sports2d_clip.wsgcn.npz"
+    r = wsgcn("lift", SAMPLE, "--keypoints", npz, "--out", tmp_path, "--no-video", "--quiet")
+    assert r.returncode == 0, r.stderr
+    a, b = np.load(npz), np.load(tmp_path / "sports2d_clip.wsgcn.npz")
+    assert np.allclose(a["keypoints_2d"], b["keypoints_2d"], equal_nan=True)
+    assert np.allclose(a["keypoints_3d"], b["keypoints_3d"], atol=1e-5, equal_nan=True)
+    assert not (tmp_path / "sports2d_clip.overlay.mp4").exists()
+
+
 def test_existing_outputs_need_overwrite(lifted):
     r = wsgcn("lift", SAMPLE, "--out", lifted, "--quiet")
     assert_one_line_error(r, "exists", "--overwrite")

@@ -90,7 +90,8 @@ def evaluate(weights: str, data: str | None = None, source: str = "gt", stride: 
     if source not in ("gt", "sh"):
         raise WsgcnError(f"unknown 2D source {source!r}; use gt or sh")
     lifter = Lifter.from_weights(_weights_path(weights), flip_test=flip_test, device=device)
-    result = run_eval(lifter, root=data, source=source, stride=stride)
+    with _console(quiet).status(f"evaluating {Path(weights).name} on Human3.6M S9/S11, 2D {source}"):
+        result = run_eval(lifter, root=data, source=source, stride=stride)
     result["weights"] = str(weights)
     result["weights_sha256"] = lifter.sha256
     result["flip_test"] = flip_test

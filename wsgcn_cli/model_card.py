@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wsgcn_cli import weights as wio
+from wsgcn_cli.io.atomic import atomic_write
 
 
 def _table(result: dict) -> str:
@@ -57,7 +58,6 @@ def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -
         lines += [f"| {h['epoch']:.0f} | {h['loss_mm']:.2f} | {h['val_gt_mm']:.2f} | {h['val_sh_mm']:.2f} |" for h in hist]
         lines.append("")
     card = weights_path.with_suffix(".md")
-    tmp = card.with_name(f".{card.name}.partial")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(card)
+    with atomic_write(card) as tmp:
+        tmp.write_text("\n".join(lines))
     return card

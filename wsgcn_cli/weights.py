@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.io.atomic import atomic_write
 
 META_KEY = "wsgcn"
 
@@ -39,15 +40,10 @@ def sha256(path: str | Path) -> str:
 
 def save(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict) -> str:
     """Write ``state_dict`` and ``meta`` atomically; returns the file's sha256."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    try:
+    with atomic_write(path) as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return sha256(path)
 
 

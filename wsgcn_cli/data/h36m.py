@@ -27,7 +27,7 @@ import numpy as np
 
 from wsgcn_cli.camera import load_h36m_cameras
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.skeletons import SH16_IN_H36M17
+from wsgcn_cli.represent import mapping_matrix
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
@@ -58,23 +58,14 @@ def action_of(sequence: str) -> str:
 
 
 def sh16_to_h36m17(xy16):
-    """SH-16 keypoints (..., 16, 2) -> H36M-17 (..., 17, 2) with Neck/Nose made.
+    """SH-16 keypoints (..., 16, 2) -> H36M-17 (..., 17, 2) float32, Neck/Nose made.
 
     Stacked Hourglass has no Neck/Nose (H36M joint 9); it is placed on the
-    thorax -> head-top segment at the fraction :data:`NECK_NOSE_FRACTION` measured on
-    projected Human3.6M ground truth (training subjects).
+    thorax -> head-top segment (see :data:`wsgcn_cli.represent.SH16_NECK`), with the
+    same mapping that ``lift`` applies to SH-16 keypoints.
     """
-    xy16 = np.asarray(xy16, dtype=np.float32)
-    out = np.empty(xy16.shape[:-2] + (17, 2), dtype=np.float32)
-    out[..., list(SH16_IN_H36M17), :] = xy16
-    thorax, head = out[..., 8, :], out[..., 10, :]
-    out[..., 9, :] = thorax + NECK_NOSE_FRACTION * (head - thorax)
-    return out
-
-
-#: Where H36M's Neck/Nose sits on the thorax -> head-top segment in 2D (projection of
-#: the training subjects' ground truth onto that segment, median over frames).
-NECK_NOSE_FRACTION = 0.45
+    w = mapping_matrix("sh16").astype(np.float32)
+    return np.einsum("kj,...jc->...kc", w, np.asarray(xy16, dtype=np.float32))
 
 
 @dataclass

@@ -28,6 +28,7 @@ import torch
 from wsgcn_cli import codec, weights
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.io.atomic import atomic_write
 from wsgcn_cli.lifter import Lifter, resolve_device
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
@@ -80,9 +81,8 @@ def _encode(kp, data, mode):
 
 
 def _atomic_torch_save(obj, path: Path):
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
