@@ -4,6 +4,7 @@
 * :func:`evaluate` — Human3.6M MPJPE / P-MPJPE of a weights file.
 * :func:`lift` — video / image / folder -> 3D pose file + overlay video.
 * :func:`render` — re-render the overlay or a 3D-only animation from a pose file.
+* :func:`finetune` — adapt a lifter to unlabelled footage (self-supervised).
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
     from wsgcn_cli.train.loop import TrainConfig, train as run_training
 
     spec = pipelines.load(pipeline, kind="train")
-    cfg = TrainConfig.from_pipeline(spec)
+    if spec["train"].get("protocol") == "weak":
+        from wsgcn_cli.train.weak import WeakConfig, train_weak as run_training
+
+        cfg = WeakConfig.from_pipeline(spec)
+    else:
+        cfg = TrainConfig.from_pipeline(spec)
     cfg.out = str(pipelines.resolve_path(cfg.out))
     if cfg.init_weights:
         cfg.init_weights = str(pipelines.resolve_path(cfg.init_weights))
@@ -345,3 +351,28 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
     if not quiet:
         _console(False).print(f"wrote {out}")
     return out
+
+
+def finetune(clips, weights: str | None = None, out: str | Path | None = None, focal: float | None = None,
+             fov_deg: float = 55.0, epochs: int = 20, holdout: float = 0.2,
+             pipeline: str = pipelines.DEFAULT_LIFT, cache_dir: str | Path | None = None, data: str | None = None,
+             overwrite: bool = False, device: str = "auto", quiet: bool = False, **options) -> dict:
+    """Adapt a lifter to unlabelled clips (no 3D): see :mod:`wsgcn_cli.train.finetune`.
+
+    Detects the 2D of each clip with the lift ``pipeline``'s detector (cached as
+    ``<clip>.wsgcn2d.npz``), adapts ``weights`` (default: the pipeline's lifter) with
+    reprojection (estimated root; intrinsics from ``focal`` pixels or an assumed
+    ``fov_deg``), bone-length, temporal-smoothness and anchor terms, early-stops on the
+    held-out reprojection error and writes ``out`` (.safetensors) + its model card.
+    ``options``: any field of :class:`wsgcn_cli.train.finetune.FinetuneConfig` (lr, ...).
+    Returns the summary dict of :func:`wsgcn_cli.train.finetune.finetune`.
+    """
+    from wsgcn_cli.train.finetune import finetune as run_finetune
+
+    if out is None:
+        raise WsgcnError("give the adapted weights file to write (--out NEW.safetensors)")
+    command = ("wsgcn finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+               if sys.argv[1:2] == ["finetune"] else "wsgcn_cli.api.finetune(...)")
+    return run_finetune([Path(c) for c in clips], weights, out, focal=focal, fov_deg=fov_deg, epochs=epochs,
+                        holdout=holdout, pipeline=pipeline, cache_dir=cache_dir, data=data, overwrite=overwrite,
+                        device=device, quiet=quiet, command=command, **options)

@@ -107,6 +107,31 @@ def eval_(
                  json_out=str(json_out) if json_out else None, flip_test=flip_test, quiet=quiet)
 
 
+@app.command()
+def finetune(
+    clips: List[Path] = typer.Argument(..., help="Unlabelled video(s) of one person each (or 2D keypoint .npz files)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Adapted weights to write (.safetensors); its model card .md goes beside it."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Base weights (default: the pipeline's lifter)."),
+    focal: Optional[float] = typer.Option(None, "--focal", help="Focal length of the clips' camera, pixels (default: from --fov)."),
+    fov: float = typer.Option(55.0, "--fov", help="Assumed field of view of the longer image side, degrees, when --focal is not given."),
+    epochs: int = typer.Option(20, "--epochs", help="At most this many epochs (early stopping on held-out frames)."),
+    holdout: float = typer.Option(0.2, "--holdout", help="Fraction of each clip held out, in contiguous chunks (0: no early stopping)."),
+    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
+    pipeline: str = typer.Option("body17", "--pipeline", "-p", help="Lift pipeline whose detector and 2D stage make the 2D."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Folder for the cached 2D (default: beside each clip)."),
+    data: Optional[str] = Data,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    device: str = Device,
+    quiet: bool = Quiet,
+):
+    """Adapt the lifter to unlabelled footage (self-supervised; resumable): writes NEW.safetensors and NEW.md."""
+    from wsgcn_cli import api
+
+    api.finetune(clips, weights=weights, out=out, focal=focal, fov_deg=fov, epochs=epochs, holdout=holdout,
+                 lr=lr, pipeline=pipeline, cache_dir=cache_dir, data=data, overwrite=overwrite, device=device,
+                 quiet=quiet)
+
+
 def main():
     """Console-script entry point: runs the app, turning user errors into one line."""
     # OpenMP threads that sleep instead of spinning at barriers: on a 2-core machine

@@ -177,8 +177,8 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
         lifter = Lifter(model, cfg.codec, flip_test=False, device=dev)
         from wsgcn_cli.evaluate import evaluate
 
-        val_gt = evaluate(lifter, source="gt", data=val)["mpjpe_mm"]
-        val_sh = evaluate(lifter, source="sh", data=val)["mpjpe_mm"]
+        val_gt = evaluate(lifter, root=data_root, source="gt", data=val)["mpjpe_mm"]
+        val_sh = evaluate(lifter, root=data_root, source="sh", data=val)["mpjpe_mm"]
         loss_mm = 1000 * float(loss_sum) / max(steps_per_epoch, 1)
         history.append({"epoch": epoch + 1, "loss_mm": loss_mm, "val_gt_mm": val_gt, "val_sh_mm": val_sh})
         wall = wall_before + time.time() - t0

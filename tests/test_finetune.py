@@ -1,0 +1,287 @@
+"""``finetune`` (self-supervised adaptation), the clip 2D cache, and the weak H36M protocol.
+
+Synthetic fixtures made here: a small random-init lifter, and a walking-like 3D motion
+projected with a known camera and written as a 2D keypoint file, so no detector runs
+(except one optional test of a person-less video through the real detector).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wsgcn_cli import weights as wio
+from wsgcn_cli.camera import project
+from wsgcn_cli.data import clips as clipmod
+from wsgcn_cli.detect.base import Keypoints2D
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.lifter import Lifter
+from wsgcn_cli.models.registry import build_model
+from wsgcn_cli.skeletons import H36M17, bone_lengths
+from wsgcn_cli.train import losses
+from wsgcn_cli.train.finetune import finetune, split_holdout, window_starts
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
+FOCAL, SIZE = 1000.0, 1000
+
+REST = np.array([
+    [0, 0, 0], [-0.13, 0, 0], [-0.13, 0.45, 0], [-0.13, 0.89, 0], [0.13, 0, 0], [0.13, 0.45, 0],
+    [0.13, 0.89, 0], [0, -0.24, 0], [0, -0.49, 0], [0, -0.60, -0.05], [0, -0.72, 0], [0.15, -0.49, 0],
+    [0.15, -0.21, 0], [0.15, 0.04, 0], [-0.15, -0.49, 0], [-0.15, -0.21, 0], [-0.15, 0.04, 0]])
+
+
+def _rot(axis, a):
+    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
+    rows = {"x": [[o, z, z], [z, c, -s], [z, s, c]], "y": [[c, z, s], [z, o, z], [-s, z, c]],
+            "z": [[c, -s, z], [s, c, z], [z, z, o]]}[axis]
+    return np.stack([np.stack(r, -1) for r in rows], -2)
+
+
+def motion(T, seed=0, fps=50.0):
+    """(T, 17, 3) root-relative poses, metres: swinging limbs, bending knees, slow turning."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T) / fps
+    ph, fr = rng.uniform(0, 2 * np.pi, 8), rng.uniform(0.6, 1.2)
+    wave = lambda k, freq=1.0: np.sin(2 * np.pi * freq * fr * t + ph[k])  # noqa: E731
+    local = np.tile(np.eye(3), (T, 17, 1, 1))
+    local[:, 1], local[:, 4] = _rot("x", 0.6 * wave(0)), _rot("x", -0.6 * wave(0))
+    local[:, 2], local[:, 5] = _rot("x", -0.5 * (1 + wave(1))), _rot("x", -0.5 * (1 + wave(2)))
+    local[:, 11] = _rot("x", -0.6 * wave(0)) @ _rot("z", 0.5 + 0.4 * wave(3, 0.5))
+    local[:, 14] = _rot("x", 0.6 * wave(0)) @ _rot("z", -0.5 - 0.4 * wave(4, 0.5))
+    local[:, 12], local[:, 15] = _rot("x", -0.8 * (1 + wave(5))), _rot("x", -0.8 * (1 + wave(6)))
+    local[:, 0] = _rot("y", 0.8 * np.sin(2 * np.pi * 0.15 * t + ph[7]))
+    glob, pos = np.empty_like(local), np.zeros((T, 17, 3))
+    for j, par in enumerate(H36M17.parents):
+        if par < 0:
+            glob[:, j] = local[:, j]
+            continue
+        glob[:, j] = glob[:, par] @ local[:, j]
+        pos[:, j] = pos[:, par] + np.einsum("tij,j->ti", glob[:, par], REST[j] - REST[par])
+    return pos
+
+
+def write_clip(path: Path, T=300, seed=1):
+    """A synthetic clip's 2D (h36m17, pixels) as a keypoint .npz; returns (pose, root)."""
+    pose = motion(T, seed)
+    i = np.arange(T)
+    root = np.stack([0.3 * np.sin(i / 100), 0.1 + 0 * i, 4.0 + i / T], -1)
+    kp = project(pose + root[:, None], np.array([FOCAL, FOCAL]), np.array([SIZE / 2, SIZE / 2]))
+    np.savez(path, keypoints_2d=kp.astype(np.float32), scores=np.ones((T, 17), np.float32),
+             times=i / 50.0, fps=np.float64(50.0), image_size=np.int32([SIZE, SIZE]), layout=np.array("h36m17"))
+    return pose, root
+
+
+def write_base(path: Path, seed=0):
+    torch.manual_seed(seed)
+    opts = {"hidden": 16, "num_blocks": 1, "dropout": 0.0}
+    model = build_model("semgcn_nonlocal", **opts)
+    meta = {"model": "semgcn_nonlocal", "model_options": opts, "layout": "h36m17", "codec": "root_scale",
+            "output": "root-relative camera coordinates, metres", "trained_on": {"dataset": "none"},
+            "history": [], "command": "random init (test)"}
+    wio.save(path, model.state_dict(), meta)
+    return meta
+
+
+@pytest.fixture()
+def synthetic(tmp_path):
+    pose, _ = write_clip(tmp_path / "walk.npz")
+    meta = write_base(tmp_path / "base.safetensors")
+    ref = list(bone_lengths(pose[:1])[0])
+    return tmp_path, meta, ref
+
+
+FAST = dict(steps_per_epoch=15, batch_size=16, lr=1e-3, w_anchor=0.0, device="cpu", quiet=True)
+
+
+# -- held-out split and windows -----------------------------------------------------------------
+
+def test_split_holdout_contiguous_chunks():
+    held = split_holdout(400, 0.2, 50)
+    assert held.sum() == 100
+    starts = np.flatnonzero(np.diff(held.astype(int)) == 1) + 1
+    assert len(starts) == 2 and all(held[s:s + 50].all() for s in starts)  # two whole chunks
+    assert not held[:50].all() and not split_holdout(400, 0.0, 50).any()
+    short = split_holdout(30, 0.2, 50)                                      # shorter than 2 chunks
+    assert short[-6:].all() and not short[:-6].any()
+
+
+def test_window_starts_stay_inside_usable_frames_of_one_clip():
+    usable = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1], bool)
+    clip = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    assert window_starts(usable, clip, 3).tolist() == [0, 1, 7, 8]
+
+
+# -- finetune on synthetic data ------------------------------------------------------------------
+
+def test_finetune_lowers_heldout_reprojection_and_writes_weights_and_card(synthetic):
+    d, base_meta, ref = synthetic
+    out = d / "adapted.safetensors"
+    r = finetune([d / "walk.npz"], d / "base.safetensors", out, focal=FOCAL, epochs=4, bone_reference=ref, **FAST)
+    px = r["heldout_px"]
+    assert px["best"] < 0.7 * px["base"], px
+    assert r["clips"][0]["heldout_frames"] == 50  # round(0.2 * 6 chunks of 50) and r["clips"][0]["usable_frames"] == 300
+    state, meta = wio.load(out)
+    assert set(base_meta) <= set(meta)
+    assert meta["model_options"] == base_meta["model_options"] and meta["codec"] == "root_scale"
+    ft = meta["finetune"]
+    assert ft["heldout_reprojection_px"]["best"] == px["best"] and ft["base_sha256"] == wio.sha256(d / "base.safetensors")
+    assert ft["camera"]["focal_px"] == FOCAL and len(ft["history"]) == r["epochs_run"]
+    Lifter.from_weights(out, device="cpu")                                     # loads as a lifter
+    card = out.with_suffix(".md").read_text()
+    assert "walk.npz" in card and f"{px['best']:.2f} px" in card
+    assert sorted(p.name for p in d.iterdir()) == ["adapted.md", "adapted.safetensors", "base.safetensors", "walk.npz"]
+
+
+def test_finetune_skips_a_clip_without_a_person_with_a_warning(synthetic, monkeypatch, capsys):
+    d, _, ref = synthetic
+    video = d / "empty.mp4"
+    video.write_bytes(b"not decoded: detection is replaced below")
+    calls = []
+
+    def no_person(path, detector_table, progress=None):
+        calls.append(path)
+        return Keypoints2D("blazepose33", np.full((20, 33, 2), np.nan), np.zeros((20, 33)),
+                           np.arange(20) / 25.0, 320, 240, 25.0)
+
+    monkeypatch.setattr(clipmod, "detect_clip", no_person)
+    r = finetune([video, d / "walk.npz"], d / "base.safetensors", d / "a.safetensors", focal=FOCAL, epochs=1,
+                 bone_reference=ref, **FAST)
+    assert r["skipped"] == [{"clip": "empty.mp4", "reason": "no person found in any of its 20 frame(s)"}]
+    assert [c["clip"] for c in r["clips"]] == ["walk.npz"]
+    assert "warning: " in capsys.readouterr().err
+    with pytest.raises(WsgcnError, match="no clip has a usable person"):
+        finetune([video], d / "base.safetensors", d / "b.safetensors", epochs=1, **FAST)
+    assert not (d / "b.safetensors").exists()
+
+
+def test_finetune_resumes_after_a_kill_to_the_same_result(synthetic, monkeypatch):
+    d, _, ref = synthetic
+    kw = dict(focal=FOCAL, epochs=3, bone_reference=ref, patience=10, **FAST)
+    full = finetune([d / "walk.npz"], d / "base.safetensors", d / "full.safetensors", **kw)
+    real = losses.temporal_smoothness_loss
+    count = {"n": 0}
+
+    def interrupt_in_epoch_2(seq, order=2):
+        count["n"] += 1
+        if count["n"] == FAST["steps_per_epoch"] + 5:
+            raise KeyboardInterrupt
+        return real(seq, order)
+
+    monkeypatch.setattr(losses, "temporal_smoothness_loss", interrupt_in_epoch_2)
+    out = d / "resumed.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        finetune([d / "walk.npz"], d / "base.safetensors", out, **kw)
+    assert not out.exists() and not out.with_suffix(".md").exists()
+    ckpt = d / "resumed.safetensors.ckpt"
+    assert ckpt.is_file() and torch.load(ckpt, weights_only=True)["epoch"] == 1
+    assert not [p for p in d.iterdir() if "partial" in p.name]
+    monkeypatch.setattr(losses, "temporal_smoothness_loss", real)
+    again = finetune([d / "walk.npz"], d / "base.safetensors", out, **kw)
+    assert not ckpt.exists()
+    assert again["history"] == full["history"]
+    a, b = wio.load(d / "full.safetensors")[0], wio.load(out)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_finetune_bad_input_is_a_one_line_error(synthetic):
+    d, _, _ = synthetic
+    base = d / "base.safetensors"
+    (d / "taken.safetensors").write_bytes(b"x")
+    cases = [
+        (dict(out=d / "taken.safetensors"), "exists"),
+        (dict(out=d / "x.pt"), ".safetensors"),
+        (dict(out=d / "nofolder" / "x.safetensors"), "does not exist"),
+        (dict(clips=[d / "missing.mp4"]), "does not exist"),
+        (dict(weights=d / "missing.safetensors"), "not found"),
+        (dict(focal=-3.0), "focal"),
+        (dict(window=2), "window"),
+        (dict(nonsense=1), "unknown finetune option"),
+        (dict(bone_reference="tall"), "bone reference"),
+    ]
+    for change, words in cases:
+        args = dict(clips=[d / "walk.npz"], weights=base, out=d / "ok.safetensors", epochs=1, quiet=True, device="cpu")
+        args.update(change)
+        with pytest.raises(WsgcnError, match=words) as e:
+            finetune(**args)
+        assert "\n" not in str(e.value)
+    assert (d / "taken.safetensors").read_bytes() == b"x"
+
+
+# -- the 2D cache --------------------------------------------------------------------------------
+
+def test_clip_2d_is_cached_and_redetected_only_when_stale(tmp_path, monkeypatch):
+    from wsgcn_cli import pipeline
+
+    spec = pipeline.load("body17", kind="lift")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"fake video bytes")
+    pose = motion(40)
+    kp = project(pose + [0, 0, 4.0], np.array([FOCAL, FOCAL]), np.array([500.0, 500.0]))
+    calls = []
+
+    def fake_detect(path, detector_table, progress=None):
+        calls.append(path)
+        return Keypoints2D("h36m17", kp, np.ones((40, 17)), np.arange(40) / 50.0, SIZE, SIZE, 50.0)
+
+    monkeypatch.setattr(clipmod, "detect_clip", fake_detect)
+    cache_dir = tmp_path / "cache"
+    first = clipmod.load_clip(video, spec, cache_dir=cache_dir)
+    assert len(calls) == 1 and not first.from_cache and first.cache == cache_dir / "clip.mp4.wsgcn2d.npz"
+    second = clipmod.load_clip(video, spec, cache_dir=cache_dir)
+    assert len(calls) == 1 and second.from_cache
+    assert np.allclose(second.kp.xy, first.kp.xy) and second.valid.all()
+    other = dict(spec, detector=dict(spec["detector"], min_detection_confidence=0.7))
+    clipmod.load_clip(video, other, cache_dir=cache_dir)                       # other detector settings
+    assert len(calls) == 2
+    st = video.stat()
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))               # the video changed
+    clipmod.load_clip(video, other, cache_dir=cache_dir)
+    assert len(calls) == 3
+    # the cache is a keypoint file that lift --keypoints reads
+    from wsgcn_cli.detect.precomputed import load_keypoints
+
+    assert load_keypoints(first.cache).num_frames == 40
+
+
+def test_a_video_without_a_person_through_the_real_detector(tmp_path):
+    pytest.importorskip("mediapipe")
+    from wsgcn_cli.io.video import VideoWriter
+
+    video = tmp_path / "wall.mp4"
+    with VideoWriter(video, 25.0, 128, 96, threaded=False) as w:
+        for i in range(6):
+            w.write(np.full((96, 128, 3), 90 + 10 * i, np.uint8))
+    write_clip(tmp_path / "walk.npz", T=120)
+    write_base(tmp_path / "base.safetensors")
+    r = finetune([video, tmp_path / "walk.npz"], tmp_path / "base.safetensors", tmp_path / "a.safetensors",
+                 epochs=1, steps_per_epoch=2, quiet=True, device="cpu", bone_reference="base")
+    assert [s["clip"] for s in r["skipped"]] == ["wall.mp4"]
+    assert (tmp_path / "wall.mp4.wsgcn2d.npz").is_file()                       # cached beside the clip
+
+
+# -- the weak Human3.6M protocol -----------------------------------------------------------------
+
+@pytest.mark.skipif(not (DATA / "h36m_3d_17j_world_mm.npz").is_file(), reason="needs ../shared/data/h36m")
+@pytest.mark.parametrize("root", ["estimated", "gt"])
+def test_weak_protocol_runs_and_records_its_setting(tmp_path, root):
+    from wsgcn_cli import pipeline
+    from wsgcn_cli.train.weak import WeakConfig, train_weak
+
+    spec = pipeline.load("train-weak-s1", kind="train")
+    cfg = WeakConfig.from_pipeline(spec, dict(
+        stride=400, epochs=2, warmup_epochs=1, samples_per_epoch=256, batch_size=64, val_stride=2000, root=root,
+        model_options={"hidden": 16, "num_blocks": 1, "dropout": 0.0}, out=str(tmp_path / "weak.safetensors")))
+    lines = []
+    r = train_weak(cfg, data_root=DATA, device="cpu", log=lines.append)
+    meta = r["meta"]
+    assert meta["trained_on"]["subjects"] == ["S1"] and meta["weak"]["root"] == root
+    assert meta["weak"]["unlabelled_subjects"] == ["S5", "S6", "S7", "S8"]
+    h = meta["history"]
+    assert len(h) == 2 and h[0]["reproj"] == 0.0 and h[1]["reproj"] > 0 and np.isfinite(h[1]["bone_mm"])
+    assert "(weak)" in lines[-2] and not (tmp_path / "weak.safetensors.ckpt").exists()
+    with pytest.raises(WsgcnError):
+        WeakConfig.from_pipeline(spec, {"unlabelled_subjects": ["S1", "S5"]})
+    with pytest.raises(WsgcnError):
+        WeakConfig.from_pipeline(spec, {"unlabelled_subjects": ["S9"]})

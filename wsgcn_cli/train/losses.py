@@ -1,0 +1,286 @@
+"""Training losses for full, weak and self-supervision of a 2D -> 3D lifter (torch).
+
+All losses are batched, differentiable and return a scalar tensor; none has a Python
+loop over samples. Poses are root-relative camera coordinates in metres (x right,
+y down, z forward; joint 0, the pelvis, at 0), H36M-17 order, shape (..., 17, 3) with
+any leading dimensions; 2D keypoints are pixels (origin top-left, x right, y down).
+
+* :func:`mpjpe_loss` — mean per-joint Euclidean distance to 3D ground truth (metres),
+  as VideoPose3D and our supervised loop train.
+* :func:`reprojection_loss` — pixel distance between the 2D keypoints and the 3D pose
+  placed at a camera-frame root and projected through the camera model of
+  :mod:`wsgcn_cli.camera` (distortion optional). The 2D-3D projection consistency of
+  "3D Human Pose Machines with Self-supervised Learning" (Wang et al., TPAMI 2019) and
+  the 2D term of WS-GCN's weak supervision (Jiang & Chen, "WS-GCN: Integrating GCN
+  with Weak Supervision for Enhanced 3D Human Pose Estimation", ICCAI 2024), which
+  projects with the ground-truth root; for unlabelled footage the root comes from
+  :func:`wsgcn_cli.camera.estimate_root_translation` instead.
+* :func:`bone_length_loss` — left/right symmetry of the limbs and agreement with
+  reference bone lengths (per sample, or of the batch means as in WS-GCN's bone
+  penalty and VideoPose3D's semi-supervised bone-length term, Pavllo et al. CVPR 2019);
+  :func:`reference_bone_lengths` computes the reference from Human3.6M's 3D data.
+* :func:`temporal_smoothness_loss` — velocity or acceleration of consecutive frames.
+* :func:`anchor_loss` — distance to the outputs of a frozen base model, so that an
+  adapted lifter stays near what it was before adaptation.
+
+Why the reprojection term alone is not enough: with a root estimated from the pose
+itself, scaling the pose scales the estimated root and leaves the projection unchanged,
+and any 2D pose is also explained by a flat pose; the bone and anchor terms (or 3D
+supervision on labelled data) remove these degenerate solutions.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsgcn_cli.camera import project
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.skeletons import H36M17, Skeleton, bone_pairs
+
+#: Depth (metres) below which a projected joint is clamped, so that a pose placed
+#: behind or at the camera gives a large but finite reprojection error and gradient.
+MIN_DEPTH_M = 0.1
+
+
+def _weighted_mean(err: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return err.mean()
+    weights = weights.to(err.dtype)
+    return (err * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean per-joint position error (MPJPE), metres.
+
+    Args:
+        pred, target: (..., J, 3) poses in the same frame and unit (metres).
+        weights: optional (..., J) non-negative weights (a weighted mean).
+    Returns:
+        scalar tensor, the (weighted) mean Euclidean joint distance.
+    """
+    return _weighted_mean(torch.linalg.vector_norm(pred - target, dim=-1), weights)
+
+
+def _per_sample(a, like: torch.Tensor, name: str, width: int):
+    """Intrinsics as a tensor broadcastable with (..., J, width): (width,) or (..., width)."""
+    if a is None:
+        return None
+    a = torch.as_tensor(a, dtype=like.dtype, device=like.device)
+    if a.shape[-1] != width:
+        raise WsgcnError(f"{name} must have {width} values per camera, got shape {tuple(a.shape)}")
+    return a if a.ndim == 1 else a.unsqueeze(-2)
+
+
+def reprojection_errors(pose3d_rel_m: torch.Tensor, root_cam_m: torch.Tensor,
+                        kp2d_px: torch.Tensor, f, c, k=None, p=None,
+                        min_depth: float = MIN_DEPTH_M) -> torch.Tensor:
+    """Per-joint reprojection errors (..., J) in pixels (NaN where the 2D is NaN).
+
+    Same arguments as :func:`reprojection_loss`.
+    """
+    if pose3d_rel_m.shape[-1] != 3 or kp2d_px.shape[-1] != 2 or root_cam_m.shape[-1] != 3 \
+            or pose3d_rel_m.shape[:-1] != kp2d_px.shape[:-1] \
+            or root_cam_m.shape[:-1] != pose3d_rel_m.shape[:-2]:
+        raise WsgcnError(
+            f"reprojection needs pose (..., J, 3), root (..., 3) and 2D (..., J, 2) with one "
+            f"leading shape; got {tuple(pose3d_rel_m.shape)}, {tuple(root_cam_m.shape)}, "
+            f"{tuple(kp2d_px.shape)}")
+    cam = pose3d_rel_m + root_cam_m.unsqueeze(-2)
+    cam = torch.cat([cam[..., :2], cam[..., 2:].clamp_min(min_depth)], dim=-1)
+    uv = project(cam, _per_sample(f, cam, "f", 2), _per_sample(c, cam, "c", 2),
+                 _per_sample(k, cam, "k", 3), _per_sample(p, cam, "p", 2))
+    return torch.linalg.vector_norm(uv - kp2d_px.to(uv.dtype), dim=-1)
+
+
+def reprojection_loss(pose3d_rel_m: torch.Tensor, root_cam_m: torch.Tensor,
+                      kp2d_px: torch.Tensor, f, c, weights: torch.Tensor | None = None,
+                      k=None, p=None, scale: torch.Tensor | None = None,
+                      min_depth: float = MIN_DEPTH_M) -> torch.Tensor:
+    """Mean distance (pixels) between 2D keypoints and the projected 3D pose.
+
+    The pose is placed at ``root_cam_m`` (camera frame) and projected with
+    :func:`wsgcn_cli.camera.project` (Human3.6M's model; pinhole when ``k`` and ``p`` are
+    None). Joints whose 2D is NaN get zero weight. Depths below ``min_depth`` are clamped
+    (a pose behind the camera gives a large, finite error).
+
+    Args:
+        pose3d_rel_m: (..., J, 3) root-relative camera-frame pose, metres.
+        root_cam_m: (..., 3) camera-frame root position, metres (ground truth, or
+            :func:`wsgcn_cli.camera.estimate_root_translation`, detached or not).
+        kp2d_px: (..., J, 2) target 2D keypoints, pixels.
+        f, c: focal length and principal point in pixels, (2,) or per sample (..., 2).
+        weights: optional (..., J) per-joint confidences.
+        k, p: radial (3,)/(..., 3) and tangential (2,)/(..., 2) distortion, or None.
+        scale: optional (...,) per-sample size in pixels (e.g. the RMS distance of the
+            keypoints from the root, :func:`keypoint_scale`): errors are divided by it,
+            making the loss dimensionless and independent of the person's size in the
+            image.
+    Returns:
+        scalar tensor: weighted mean Euclidean error, pixels (or fractions of ``scale``).
+    """
+    err = reprojection_errors(pose3d_rel_m, root_cam_m, kp2d_px, f, c, k, p, min_depth)
+    valid = torch.isfinite(err)
+    w = valid.to(err.dtype) if weights is None else torch.where(valid, weights.to(err.dtype), 0.0)
+    err = torch.where(valid, err, 0.0)
+    if scale is not None:
+        err = err / scale.to(err.dtype).clamp_min(1e-6).unsqueeze(-1)
+    return _weighted_mean(err, w)
+
+
+def estimated_root(pose3d_rel_m: torch.Tensor, kp2d_px: torch.Tensor, f, c, weights=None, k=None, p=None,
+                   detach: bool = True) -> torch.Tensor:
+    """Camera-frame root (..., 3), metres, for :func:`reprojection_loss` on unlabelled data.
+
+    :func:`wsgcn_cli.camera.estimate_root_translation` on torch tensors (same arguments;
+    intrinsics (2,) or per sample (..., 2)). ``detach=True`` (the default in ``finetune``
+    and the weak protocol) treats the root as a constant in the gradient step — the
+    estimate (nearly) minimises the reprojection error over the root, so by the envelope
+    theorem the gradient through it is (nearly) zero anyway and skipping it is cheaper;
+    ``detach=False`` keeps it differentiable.
+    """
+    from wsgcn_cli.camera import estimate_root_translation
+
+    if detach:
+        with torch.no_grad():
+            return estimate_root_translation(pose3d_rel_m.detach(), kp2d_px, f, c, weights, k, p)
+    return estimate_root_translation(pose3d_rel_m, kp2d_px, f, c, weights, k, p)
+
+
+def keypoint_scale(kp2d_px: torch.Tensor, root: int = 0) -> torch.Tensor:
+    """(..., J, 2) pixels -> (...,) RMS distance of the keypoints from the root, pixels.
+
+    The same scale as the ``root_scale`` codec (:func:`wsgcn_cli.codec.root_scale_normalize`);
+    NaN keypoints are ignored, and a degenerate pose gets 1.
+    """
+    d2 = ((kp2d_px - kp2d_px[..., root : root + 1, :]) ** 2).sum(-1)
+    s = torch.sqrt(torch.nanmean(d2, dim=-1))
+    return torch.where(torch.isfinite(s) & (s > 1e-6), s, torch.ones_like(s))
+
+
+# -- bones --------------------------------------------------------------------------------
+
+def bone_lengths(pose: torch.Tensor, skeleton: Skeleton = H36M17) -> torch.Tensor:
+    """(..., J, 3) poses -> (..., B) bone lengths (same unit), bones of :func:`bone_pairs`."""
+    pairs = torch.as_tensor(bone_pairs(skeleton), device=pose.device)
+    return torch.linalg.vector_norm(pose[..., pairs[:, 1], :] - pose[..., pairs[:, 0], :], dim=-1)
+
+
+def symmetric_bones(skeleton: Skeleton = H36M17) -> np.ndarray:
+    """(P, 2) indices into :func:`bone_pairs` of (left bone, right bone) pairs.
+
+    A bone is on the left when its child joint is; its mirror is the bone whose child is
+    the child's left/right counterpart. For H36M-17: hip, thigh, shin, shoulder, upper
+    arm and forearm (6 pairs).
+    """
+    pairs = bone_pairs(skeleton)
+    by_child = {int(ch): i for i, (_, ch) in enumerate(pairs)}
+    perm = skeleton.flip_permutation()
+    return np.array([(by_child[int(ch)], by_child[int(perm[ch])])
+                     for _, ch in pairs if ch in skeleton.left], dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_cached(path: str, subjects: tuple, stride: int, symmetrize: bool) -> tuple:
+    try:
+        data = np.load(path)
+    except FileNotFoundError:
+        raise WsgcnError(f"Human3.6M file not found: {path} (needed for reference bone lengths)")
+    except (OSError, ValueError) as e:
+        raise WsgcnError(f"cannot read {path}: {e}")
+    keys = [k for k in data.files if k.split("/")[0] in subjects]
+    if not keys:
+        raise WsgcnError(f"no 3D sequences of subjects {list(subjects)} in {path}")
+    pairs = bone_pairs(H36M17)
+    sums, count = np.zeros(len(pairs)), 0
+    for key in sorted(keys):
+        pose = data[key][::stride].astype(np.float64)                    # (T, 17, 3) mm
+        sums += np.linalg.norm(pose[:, pairs[:, 1]] - pose[:, pairs[:, 0]], axis=-1).sum(0)
+        count += len(pose)
+    mean = sums / count / 1000.0
+    if symmetrize:
+        sym = symmetric_bones(H36M17)
+        avg = 0.5 * (mean[sym[:, 0]] + mean[sym[:, 1]])
+        mean[sym[:, 0]] = mean[sym[:, 1]] = avg
+    return tuple(mean.tolist())
+
+
+def reference_bone_lengths(root: str | Path | None = None, subjects=("S1", "S5", "S6", "S7", "S8"),
+                           stride: int = 10, symmetrize: bool = True) -> np.ndarray:
+    """Mean bone lengths of Human3.6M subjects, metres, (16,) in :func:`bone_pairs` order.
+
+    Computed from ``h36m_3d_17j_world_mm.npz`` (world-frame millimetres; lengths do not
+    depend on the frame): the mean over every ``stride``-th frame of every take of
+    ``subjects`` (frames pooled, so longer takes weigh more), left and right averaged
+    when ``symmetrize``. Default: the five training subjects. For the weak protocol use
+    ``subjects=("S1",)``: only S1's 3D may be seen. Cached per arguments.
+
+    Raises WsgcnError if the file is missing or holds none of the subjects.
+    """
+    from wsgcn_cli.data.h36m import FILE_3D, default_root
+
+    path = Path(root) if root else default_root()
+    return np.array(_reference_cached(str(path / FILE_3D), tuple(subjects), int(stride), bool(symmetrize)))
+
+
+def bone_length_loss(pose: torch.Tensor, reference=None, symmetry_weight: float = 1.0,
+                     reference_weight: float = 1.0, batch_mean: bool = False,
+                     skeleton: Skeleton = H36M17) -> torch.Tensor:
+    """Bone-length prior, metres: symmetry of left/right bones + agreement with a reference.
+
+    ``symmetry_weight * mean |L_left - L_right|`` over the mirrored bone pairs of
+    :func:`symmetric_bones`, plus ``reference_weight * mean |L - L_ref|`` over all bones.
+    With ``batch_mean`` the reference term compares the bone lengths averaged over the
+    batch (all leading dimensions) with the reference — WS-GCN's bone penalty (it
+    matches the batch-mean bone lengths of unlabelled predictions to those of labelled
+    ones), which constrains the population, not each sample's proportions.
+
+    Args:
+        pose: (..., J, 3) poses, metres.
+        reference: (B,) reference lengths in metres (e.g. :func:`reference_bone_lengths`,
+            or the batch-mean bone lengths of a labelled batch), or None for symmetry only.
+    Returns:
+        scalar tensor, metres.
+    """
+    lengths = bone_lengths(pose, skeleton)                                   # (..., B)
+    sym = torch.as_tensor(symmetric_bones(skeleton), device=pose.device)
+    loss = symmetry_weight * (lengths[..., sym[:, 0]] - lengths[..., sym[:, 1]]).abs().mean()
+    if reference is not None and reference_weight:
+        ref = torch.as_tensor(reference, dtype=lengths.dtype, device=lengths.device)
+        if ref.shape[-1] != lengths.shape[-1]:
+            raise WsgcnError(f"reference has {ref.shape[-1]} bone lengths, the skeleton {lengths.shape[-1]}")
+        got = lengths.reshape(-1, lengths.shape[-1]).mean(0) if batch_mean else lengths
+        loss = loss + reference_weight * (got - ref).abs().mean()
+    return loss
+
+
+# -- time ---------------------------------------------------------------------------------
+
+def temporal_smoothness_loss(seq: torch.Tensor, order: int = 2) -> torch.Tensor:
+    """Mean norm of the ``order``-th time difference of pose sequences (B, T, J, 3).
+
+    ``order=1``: velocity (metres/frame); ``order=2`` (default): acceleration
+    (metres/frame²), zero for any motion at constant velocity. Consecutive entries along
+    T must be consecutive frames of one person. Needs T > order.
+    """
+    if seq.ndim < 3 or seq.shape[-3] <= order:
+        raise WsgcnError(f"temporal smoothness of order {order} needs (B, T, J, 3) with T > {order}, "
+                         f"got {tuple(seq.shape)}")
+    d = seq
+    for _ in range(order):
+        d = d[..., 1:, :, :] - d[..., :-1, :, :]
+    return torch.linalg.vector_norm(d, dim=-1).mean()
+
+
+def anchor_loss(pred: torch.Tensor, base_pred: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """MPJPE (metres) between an adapted lifter's outputs and the base model's (detached).
+
+    Keeps self-supervised adaptation near the supervised solution (a proximal term);
+    ``base_pred`` is the frozen base model's output for the same input, (..., J, 3).
+    """
+    return mpjpe_loss(pred, base_pred.detach(), weights)
