@@ -64,7 +64,7 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
         cfg = TrainConfig.from_pipeline(spec)
     cfg.out = str(pipelines.resolve_path(cfg.out))
     if cfg.init_weights:
-        cfg.init_weights = str(pipelines.resolve_path(cfg.init_weights))
+        cfg.init_weights = str(pipelines.resolve_path(cfg.init_weights, spec))
     console = _console(quiet)
     command = "wsgcn train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["train"] else f"wsgcn train {pipeline}"
     with progress_bar(f"training {spec['name']}", None, quiet) as advance:
@@ -195,7 +195,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     spec = pipelines.load(pipeline, kind="lift")
     rep = Representation.from_spec(spec.get("representation", {}))
     lifter_spec = spec["lifter"]
-    lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"]),
+    lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"], spec),
                                  flip_test=lifter_spec.get("flip_test", True), device=device)
     out_dir = Path(out_dir) if out_dir is not None else None
     if not input_path.exists():

@@ -35,10 +35,21 @@ def find(name_or_path: str | Path) -> Path:
     raise WsgcnError(f"unknown pipeline {str(name_or_path)!r}; known: {known}")
 
 
-def resolve_path(value: str | Path) -> Path:
-    """A path from a pipeline: absolute, or relative to the repository root."""
+def resolve_path(value: str | Path, spec: dict | None = None) -> Path:
+    """A path from a pipeline: absolute, or relative to the repository root.
+
+    With ``spec`` (a loaded pipeline), a relative path that exists beside the pipeline
+    file or in the working folder is taken from there first, so a user's own pipeline
+    can name weights next to it.
+    """
     p = Path(value)
-    return p if p.is_absolute() else ROOT / p
+    if p.is_absolute():
+        return p
+    if spec is not None:
+        for base in (Path(spec["path"]).parent, Path.cwd()):
+            if (base / p).exists():
+                return base / p
+    return ROOT / p
 
 
 def load(name_or_path: str | Path, kind: str | None = None) -> dict:

@@ -323,7 +323,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
             raise WsgcnError(f"{path} exists (use --overwrite to replace it)")
     spec = pipelines.load(pipeline, kind="lift")
     if weights is None:
-        weights = pipelines.resolve_path(spec["lifter"]["weights"])
+        weights = pipelines.resolve_path(spec["lifter"]["weights"], spec)
     base_path = _weights_path(weights)
     dev = resolve_device(device)
     flip_test = bool(spec["lifter"].get("flip_test", True))
