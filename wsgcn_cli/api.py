@@ -56,6 +56,11 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
     from wsgcn_cli.train.loop import TrainConfig, train as run_training
 
     spec = pipelines.load(pipeline, kind="train")
+    if spec.get("task") == "refiner":
+        from wsgcn_cli.train.refine import train_from_spec
+
+        return train_from_spec(spec, data=data, device=device, log=_console(quiet).print,
+                               command=f"wsgcn train {pipeline}")
     if spec["train"].get("protocol") == "weak":
         from wsgcn_cli.train.weak import WeakConfig, train_weak as run_training
 
@@ -190,13 +195,24 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
 
     t0 = time.time()
     input_path = Path(input)
-    if refine:
-        raise WsgcnError("--refine: the temporal refiner is not available yet in this version")
     spec = pipelines.load(pipeline, kind="lift")
+    if refine and "refiner" not in spec:
+        raise WsgcnError(f"--refine needs a pipeline with a [refiner] table (e.g. body17-refine); "
+                         f"{spec['name']} has none")
     rep = Representation.from_spec(spec.get("representation", {}))
     lifter_spec = spec["lifter"]
     lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"], spec),
                                  flip_test=lifter_spec.get("flip_test", True), device=device)
+    refiner = None
+    if refine:
+        from wsgcn_cli.models.refiner import TemporalRefiner
+
+        r = spec["refiner"]
+        refiner = TemporalRefiner.from_weights(pipelines.resolve_path(r["weights"], spec), device=str(lifter.device),
+                                               lifter=lifter, window=r.get("window"), overlap=r.get("overlap"))
+        if not refiner.lifter_matches:
+            _console(quiet).print(f"warning: {r['weights']} was trained on other lifter weights than "
+                                  f"{lifter_spec['weights']}")
     out_dir = Path(out_dir) if out_dir is not None else None
     if not input_path.exists():
         raise WsgcnError(f"input {input_path} does not exist")
@@ -226,6 +242,11 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
             layout = detector.layout
 
         stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep)
+        stage = None
+        if refiner is not None:
+            from wsgcn_cli.models.refiner import RefineStage
+
+            stage = RefineStage(refiner.stream(), lambda xy: lifter.encode(xy[None], source.width, source.height)[0])
         writer = None
         if video and not is_image:
             writer = VideoWriter(outputs["overlay"], source.fps or 25.0,
@@ -248,10 +269,12 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                         xy, score = precomputed.xy[frame.index], precomputed.score[frame.index]
                     else:
                         xy, score = detector.detect(frame.image)
-                    emit(stream.push(frame.time_s, xy, score, frame.image if video else None))
+                    items = stream.push(frame.time_s, xy, score, frame.image if video else None)
+                    emit(stage(items) if stage is not None else items)
                     advance(frame.index + 1)
-                emit(stream.finish())
-            poses = stream.poses3d
+                items = stream.finish()
+                emit(stage(items) + stage.finish() if stage is not None else items)
+            poses = stage.poses3d if stage is not None else stream.poses3d
             found = int(np.isfinite(poses).all(axis=(1, 2)).sum())
             if found == 0:
                 raise WsgcnError(f"no person found in any of the {len(poses)} frame(s) of {input_path}")
@@ -262,6 +285,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                 missing=stream.missing, fps=source.fps, image_size=(source.width, source.height),
                 detector_keypoints=raw.xy, detector_scores=raw.score, detector_layout=layout,
                 pipeline=spec["name"], weights_sha256=lifter.sha256, source=input_path.name,
+                extra={"refiner_sha256": refiner.sha256} if refiner is not None else {},
             )
             if writer is not None:
                 writer.close()

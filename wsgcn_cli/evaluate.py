@@ -3,7 +3,8 @@
 Errors are computed per frame (17 joints, millimetres, root-relative camera
 coordinates), averaged per action (the 15 protocol actions; sub-takes such as
 "Walking 1" belong to "Walking"), then over actions, as the papers do. N-MPJPE is
-reported beside them. Our copy of Human3.6M lacks the 3D of S9 "Discussion 1", so it is
+reported beside them, and the velocity (MPJVE) and acceleration errors of consecutive
+frames of each sequence (per frame step of the evaluated data: mm/frame, mm/frame²). Our copy of Human3.6M lacks the 3D of S9 "Discussion 1", so it is
 missing from every table; for Stacked-Hourglass input, S11 "Directions" camera
 54138969 has no detections and is skipped too.
 """
@@ -45,12 +46,25 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
         "p_mpjpe_mm": metrics.p_mpjpe(pred, gt),
         "n_mpjpe_mm": metrics.n_mpjpe(pred, gt),
     }
+    # velocity / acceleration errors need consecutive frames of one sequence, at the
+    # data's own frame spacing; values are per step (mm/frame, mm/frame^2)
+    seq, frame = data.sequence[ok], data.frame[ok]
+    same = np.diff(seq) == 0
+    step = int(np.diff(frame)[same].min()) if same.any() else 1
+    cut = np.flatnonzero(~same | (np.diff(frame) != step)) + 1
+    vel, acc = np.full(len(pred), np.nan), np.full(len(pred), np.nan)
+    for a, b in zip(np.r_[0, cut], np.r_[cut, len(seq)]):
+        if b - a > 1:
+            vel[a + 1 : b] = metrics.mpjve(pred[a:b], gt[a:b])
+        if b - a > 2:
+            acc[a + 2 : b] = metrics.acceleration_error(pred[a:b], gt[a:b])
+    per_frame["mpjve_mm"], per_frame["accel_mm"] = vel, acc
     actions = data.action[ok]
     per_action = {}
     for i, name in enumerate(h36m.ACTIONS):
         sel = actions == i
         if sel.any():
-            per_action[name] = {k: float(v[sel].mean()) for k, v in per_frame.items()}
+            per_action[name] = {k: float(np.nanmean(v[sel])) for k, v in per_frame.items()}
             per_action[name]["frames"] = int(sel.sum())
     result = {k: float(np.mean([a[k] for a in per_action.values()])) for k in per_frame}
     result.update(
@@ -59,6 +73,8 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
         source=source,
         subjects=list(data.subjects),
         stride=stride,
+        frame_step=step,
+        fps=h36m.FPS / step,
         joints=17,
         missing_3d=[s for s in h36m.missing_3d(root) if s.split("/")[0] in data.subjects],
         skipped_no_2d=int((~ok).sum()),
@@ -74,13 +90,15 @@ def table(result: dict, title: str = ""):
     t.add_column("action")
     t.add_column("MPJPE (mm)", justify="right")
     t.add_column("P-MPJPE (mm)", justify="right")
+    t.add_column("MPJVE (mm/frame)", justify="right")
+    t.add_column("accel (mm/frame²)", justify="right")
     t.add_column("frames", justify="right")
-    for name, r in result["per_action"].items():
-        t.add_row(name, f"{r['mpjpe_mm']:.2f}", f"{r['p_mpjpe_mm']:.2f}", str(r["frames"]))
-    t.add_row("[b]average[/b]", f"[b]{result['mpjpe_mm']:.2f}[/b]", f"[b]{result['p_mpjpe_mm']:.2f}[/b]",
-              str(result["frames"]))
+    for name, r in list(result["per_action"].items()) + [("[b]average[/b]", result)]:
+        t.add_row(name, f"{r['mpjpe_mm']:.2f}", f"{r['p_mpjpe_mm']:.2f}", f"{r['mpjve_mm']:.2f}",
+                  f"{r['accel_mm']:.2f}", str(r["frames"]))
     missing = ", ".join(result["missing_3d"]) or "none"
-    t.caption = f"No 3D in our copy (not evaluated): {missing}"
+    t.caption = (f"Averaged per action, then over actions; velocity and acceleration per frame at "
+                 f"{result['fps']:g} fps. No 3D in our copy (not evaluated): {missing}")
     if result.get("skipped_no_2d"):
         t.caption += f"; {result['skipped_no_2d']} samples without 2D skipped"
     return t

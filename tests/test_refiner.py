@@ -1,0 +1,230 @@
+"""The temporal LSTM refiner: windows, streaming, NaN handling, weights, training helpers."""
+
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from wsgcn_cli import weights
+from wsgcn_cli.data import h36m
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.models.refiner import (LSTMRefiner, RefineStage, StreamingRefiner, TemporalRefiner, build_refiner,
+                                      refine_sequence, runs_of, valid_frames, window_plan)
+from wsgcn_cli.train.refine import evaluate_refined, sequence_bounds, window_starts
+
+
+def _refiner(seed=0, hidden=32):
+    """A small refiner with a non-zero residual head, so it is not the identity."""
+    torch.manual_seed(seed)
+    m = LSTMRefiner(hidden=hidden)
+    torch.nn.init.normal_(m.head.weight, std=0.05)
+    return m.eval()
+
+
+def _sequence(t, seed=0):
+    rng = np.random.default_rng(seed)
+    pose = (rng.normal(size=(t, 17, 3)) * 0.2).astype(np.float32)
+    pose -= pose[:, :1]
+    return pose, rng.normal(size=(t, 17, 2)).astype(np.float32)
+
+
+def _stream(model, pose, x, window, overlap):
+    s = StreamingRefiner(model, window, overlap)
+    rows, pending = [], 0
+    for t in range(len(pose)):
+        rows += s.push(pose[t], x[t])
+        pending = max(pending, t + 1 - len(rows))
+    rows += s.finish()
+    return np.array(rows).reshape(-1, 17, 3), pending
+
+
+@pytest.mark.parametrize("t,window,overlap", [(5, 9, 2), (9, 9, 4), (10, 9, 2), (37, 9, 3), (38, 8, 4),
+                                              (1, 5, 1), (50, 7, 0), (23, 1, 0), (101, 15, 7)])
+def test_shapes_root_and_finite(t, window, overlap):
+    pose, x = _sequence(t)
+    out = refine_sequence(_refiner(), pose, x, window, overlap, batch_windows=2)
+    assert out.shape == (t, 17, 3) and out.dtype == np.float32
+    assert np.isfinite(out).all()
+    assert np.array_equal(out[:, 0], np.zeros((t, 3), np.float32))
+
+
+def test_model_forward_odd_lengths_and_registry():
+    m = build_refiner("lstm_refiner", hidden=16)
+    for t in (1, 7, 33):
+        y = m(torch.randn(3, t, 17, 3), torch.randn(3, t, 17, 2))
+        assert y.shape == (3, t, 17, 3)
+        assert torch.equal(y[..., 0, :], torch.zeros(3, t, 3))
+    with pytest.raises(WsgcnError):
+        m(torch.randn(3, 7, 17, 3), torch.randn(3, 6, 17, 2))
+    with pytest.raises(WsgcnError):
+        build_refiner("nope")
+    with pytest.raises(WsgcnError):
+        build_refiner("lstm_refiner", width=3)
+
+
+def test_window_plan_weights_cover_every_frame_once():
+    for a, b, w, o in [(0, 200, 16, 4), (3, 200, 16, 4), (5, 30, 16, 8), (7, 7 + 16, 16, 4), (2, 9, 16, 4),
+                       (11, 100, 9, 0)]:
+        total = np.zeros(b - a)
+        for start, stop, lo, weights_ in window_plan(a, b, w, o):
+            assert a <= start <= lo and lo + len(weights_) <= stop <= b and stop - start <= w
+            total[lo - a : lo - a + len(weights_)] += weights_
+        # cross-fades sum to one (no seams); only a run that starts on the grid has its
+        # first window's fade-in alone, which the normalisation by the weight sum undoes
+        alone = o if a % (w - o) == 0 and b - a >= w else 0
+        assert (total[:alone] > 0).all()
+        np.testing.assert_allclose(total[alone:], 1.0, atol=1e-6)
+
+
+def test_untrained_refiner_is_identity_so_static_stays_static():
+    m = LSTMRefiner(hidden=32).eval()  # residual head starts at zero
+    pose, x = _sequence(1)
+    static = np.repeat(pose, 70, 0)
+    out = refine_sequence(m, static, np.repeat(x, 70, 0), 16, 4)
+    np.testing.assert_allclose(out, static, atol=1e-7)
+    moving, xs = _sequence(70)
+    np.testing.assert_allclose(refine_sequence(m, moving, xs, 16, 4), moving, atol=1e-7)
+
+
+def test_static_pose_stays_static_after_training_on_static_sequences():
+    torch.manual_seed(0)
+    m = LSTMRefiner(hidden=32)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        y = torch.randn(32, 1, 17, 3, generator=g) * 0.2
+        y = y - y[:, :, :1]
+        inp = y + 0.05 * torch.randn(32, 1, 17, 3, generator=g)  # a constant lifter error to correct
+        inp = inp - inp[:, :, :1]
+        x = torch.randn(32, 1, 17, 2, generator=g)
+        pred = m(inp.expand(-1, 24, -1, -1), x.expand(-1, 24, -1, -1))
+        target = y.expand(-1, 24, -1, -1)
+        loss = (torch.linalg.vector_norm(pred - target, dim=-1).mean()
+                + torch.linalg.vector_norm(torch.diff(pred, dim=1), dim=-1).mean())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pose, x = _sequence(1, seed=5)
+    out = refine_sequence(m, np.repeat(pose, 100, 0), np.repeat(x, 100, 0), 16, 4)
+    move = np.linalg.norm(np.diff(out, axis=0), axis=-1) * 1000  # mm per frame
+    assert np.linalg.norm(out - pose, axis=-1).mean() * 1000 > 2.0  # it does correct the pose...
+    assert move.mean() < 1.0 and move.max() < 10.0  # ...but keeps it (nearly) still
+
+
+@pytest.mark.parametrize("t,window,overlap", [(3, 8, 2), (8, 8, 4), (29, 8, 2), (77, 9, 3), (100, 16, 4),
+                                              (64, 7, 0), (130, 64, 16)])
+def test_streaming_equals_whole_sequence(t, window, overlap):
+    m = _refiner(1)
+    pose, x = _sequence(t, seed=t)
+    if t > 20:
+        pose[[4, 11, 12, t - 3]] = np.nan
+    whole = refine_sequence(m, pose, x, window, overlap, batch_windows=3)
+    streamed, pending = _stream(m, pose, x, window, overlap)
+    assert streamed.shape == whole.shape
+    assert np.array_equal(np.isnan(streamed), np.isnan(whole))
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    assert pending <= 2 * window - overlap - 1  # bounded delay: window + step - 2 frames
+
+
+def test_nan_frames_stay_nan_and_do_not_reach_far_frames():
+    m = _refiner(2)
+    window, overlap = 16, 4
+    pose, x = _sequence(300, seed=3)
+    clean = refine_sequence(m, pose, x, window, overlap)
+    gappy = pose.copy()
+    gappy[150:153] = np.nan
+    gappy[200, 5, 1] = np.nan  # one bad joint makes a frame invalid
+    x_gappy = x.copy()
+    x_gappy[40, 2, 0] = np.nan  # and so does a bad 2D keypoint
+    out = refine_sequence(m, gappy, x_gappy, window, overlap)
+    bad = ~valid_frames(gappy, x_gappy)
+    assert np.flatnonzero(bad).tolist() == [40, 150, 151, 152, 200]
+    assert np.isnan(out[bad]).all() and np.isfinite(out[~bad]).all()
+    reach = window + (window - overlap)
+    far = np.ones(300, bool)
+    for f in np.flatnonzero(bad):
+        far[max(0, f - reach) : f + reach + 1] = False
+    assert far.sum() > 50
+    np.testing.assert_allclose(out[far], clean[far], atol=1e-6)
+    # each run of valid frames is refined on its own
+    assert runs_of(~bad)[0] == (0, 40)
+    head = refine_sequence(m, gappy[:40], x_gappy[:40], window, overlap)
+    np.testing.assert_allclose(out[:40], head, atol=1e-6)
+
+
+def test_bad_windows_and_shapes_are_user_errors():
+    m = _refiner()
+    pose, x = _sequence(10)
+    for window, overlap in [(0, 0), (8, 5), (8, -1)]:
+        with pytest.raises(WsgcnError):
+            refine_sequence(m, pose, x, window, overlap)
+        with pytest.raises(WsgcnError):
+            StreamingRefiner(m, window, overlap)
+    with pytest.raises(WsgcnError):
+        refine_sequence(m, pose[:, :16], x[:, :16], 8, 2)
+    with pytest.raises(WsgcnError):
+        refine_sequence(m, pose, x[:9], 8, 2)
+    with pytest.raises(WsgcnError):
+        StreamingRefiner(m, 8, 2).push(pose[0], x[0, :3])
+
+
+def test_weights_round_trip_and_codec_check(tmp_path):
+    m = _refiner(3)
+    meta = {"model": "lstm_refiner", "model_options": {"hidden": 32}, "layout": "h36m17", "codec": "root_scale",
+            "lifter_sha256": "abc", "window": 12, "overlap": 3, "frame_stride": 2}
+    path = tmp_path / "r.safetensors"
+    weights.save(path, m.state_dict(), meta)
+    lifter = types.SimpleNamespace(codec_mode="root_scale", sha256="def")
+    r = TemporalRefiner.from_weights(path, lifter=lifter)
+    assert (r.window, r.overlap, r.lifter_matches) == (12, 3, False)
+    pose, x = _sequence(40)
+    np.testing.assert_allclose(r.refine(pose, x), refine_sequence(m, pose, x, 12, 3), atol=1e-6)
+    with pytest.raises(WsgcnError, match="codec"):
+        TemporalRefiner.from_weights(path, lifter=types.SimpleNamespace(codec_mode="screen", sha256="abc"))
+    weights.save(path, m.state_dict(), {**meta, "model": "semgcn_nonlocal"})
+    with pytest.raises(WsgcnError, match="not a refiner"):
+        TemporalRefiner.from_weights(path)
+
+
+def test_refine_stage_keeps_payloads_in_order():
+    m = _refiner(4)
+    pose, x = _sequence(40, seed=9)
+    pose[17] = np.nan
+    stage = RefineStage(StreamingRefiner(m, 8, 2), encode=lambda xy: xy)  # "pixels" already normalised
+    items = []
+    for t in range(40):
+        xy = x[t] if t != 17 else np.full((17, 2), np.nan, np.float32)
+        items += stage([(t, xy, np.ones(17), pose[t])])
+    items += stage.finish()
+    assert [i[0] for i in items] == list(range(40))
+    np.testing.assert_allclose(stage.poses3d, refine_sequence(m, pose, x, 8, 2), atol=1e-5)
+
+
+def test_window_starts_stay_inside_valid_sequences():
+    seq = np.array([0] * 6 + [1] * 4 + [2] * 7)
+    valid = np.ones(17, bool)
+    valid[13] = False
+    starts = window_starts(seq, valid, 3)
+    assert starts.tolist() == [0, 1, 2, 3, 6, 7, 10, 14]
+    assert sequence_bounds(seq) == [(0, 6), (6, 10), (10, 17)]
+
+
+def test_evaluate_refined_identity_refiner_matches_lifter():
+    rng = np.random.default_rng(0)
+    n = 60
+    pose3d = (rng.normal(size=(n, 17, 3)) * 200 + [0, 0, 4000]).astype(np.float32)
+    kp = rng.uniform(100, 900, size=(n, 17, 2)).astype(np.float32)
+    data = h36m.H36MSamples(
+        pose3d=pose3d, kp2d_gt=kp, kp2d_sh=kp, image_size=np.tile(np.int32([1000, 1000]), (n, 1)),
+        subject=np.zeros(n, np.int16), action=np.int16([0] * 30 + [13] * 30), camera=np.zeros(n, np.int16),
+        sequence=np.int32([0] * 30 + [1] * 30), frame=np.int32(list(range(30)) * 2),
+        subjects=("S9",), sequences=("S9/Directions/54138969", "S9/Walking/54138969"))
+    lifted = (pose3d - pose3d[:, :1]) / 1000 + rng.normal(size=(n, 17, 3)).astype(np.float32) * 0.02
+    lifted[:, 0] = 0
+    lifter = types.SimpleNamespace(codec_mode="root_scale", sha256="x")
+    r = evaluate_refined(lifter, LSTMRefiner(hidden=8), "gt", window=8, overlap=2, data=data, lifted=lifted)
+    assert set(r["lifter"]["per_action"]) == {"Directions", "Walking"} and r["frames"] == n
+    for k in ("mpjpe_mm", "p_mpjpe_mm", "mpjve_mm", "accel_mm"):
+        assert r["lifter"][k] > 0
+        assert r["refined"][k] == pytest.approx(r["lifter"][k], rel=1e-5)
