@@ -208,7 +208,11 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
         from wsgcn_cli.models.refiner import TemporalRefiner
 
         r = spec["refiner"]
-        refiner = TemporalRefiner.from_weights(pipelines.resolve_path(r["weights"], spec), device=str(lifter.device),
+        refiner_path = pipelines.resolve_path(r["weights"], spec)
+        if not refiner_path.is_file():
+            raise WsgcnError(f"refiner weights {refiner_path} not found: train them with "
+                             f"`wsgcn train train-refiner` (pipelines/train-refiner.toml)")
+        refiner = TemporalRefiner.from_weights(refiner_path, device=str(lifter.device),
                                                lifter=lifter, window=r.get("window"), overlap=r.get("overlap"))
         if not refiner.lifter_matches:
             _console(quiet).print(f"warning: {r['weights']} was trained on other lifter weights than "
