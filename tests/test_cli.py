@@ -4,8 +4,6 @@ Runs the real command in a subprocess (``python -m wsgcn_cli``), as a user would
 checks exit codes, one-line errors without tracebacks, and that nothing partial is left.
 """
 
-import os
-import shutil
 import signal
 import subprocess
 import sys

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.io.atomic import atomic_open, atomic_write
+from wsgcn_cli.io.atomic import atomic_open
 from wsgcn_cli.skeletons import H36M17
 
 FORMATS = ("npz", "json", "csv")

@@ -54,7 +54,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +66,7 @@ from wsgcn_cli import codec, weights as wio
 from wsgcn_cli.camera import default_intrinsics, estimate_root_translation, project
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.train import losses
+from wsgcn_cli.train.common import machine_description, save_checkpoint
 
 
 @dataclass
@@ -230,13 +230,6 @@ def _fingerprint(base_sha: str, info: list[dict], cfg: FinetuneConfig, focal, fo
     blob = json.dumps({"base": base_sha, "clips": [(i["clip"], i["frames"], i["usable_frames"]) for i in info],
                        "cfg": options, "focal": focal, "fov": fov_deg}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _save_ckpt(path: Path, obj: dict):
-    from wsgcn_cli.io.atomic import atomic_write
-
-    with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def _quiet_progress(done, total=None):
@@ -490,11 +483,11 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
             info_log(f"epoch {epoch + 1}/{cfg.epochs}: loss {mean[0]:.4f} (reproj {mean[1]:.4f}, bone "
                      f"{1000 * mean[2]:.1f} mm, accel {1000 * mean[3]:.2f} mm/frame², anchor {1000 * mean[4]:.1f} mm), "
                      f"{held_label} reprojection {px:.2f} px (base {base_px:.2f}, best {best_px:.2f})")
-            _save_ckpt(ckpt_path, {
+            save_checkpoint({
                 "model": model.state_dict(), "optim": opt.state_dict(), "best_model": best_state,
                 "epoch": epoch + 1, "wall_s": wall, "base_px": base_px, "best_px": best_px,
                 "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                "fingerprint": fingerprint})
+                "fingerprint": fingerprint}, ckpt_path)
 
     wall = wall_before + time.time() - t1
     epochs_run = len(history)
@@ -514,8 +507,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
     meta = dict(base_meta)
     meta.update({
         "command": command or "wsgcn finetune", "init_weights": str(base_path),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-                   f"{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}".strip(),
+        "machine": machine_description(dev),
         "torch": torch.__version__, "finetune": record,
     })
     digest = wio.save(out, model.state_dict(), meta)

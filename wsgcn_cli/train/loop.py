@@ -16,8 +16,6 @@ Loss: MPJPE (mean per-joint Euclidean distance) in metres, as VideoPose3D trains
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +26,8 @@ import torch
 from wsgcn_cli import codec, weights
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.io.atomic import atomic_write
-from wsgcn_cli.lifter import Lifter, resolve_device
+from wsgcn_cli.train.common import encode_h36m, machine_description, save_checkpoint, validate
+from wsgcn_cli.lifter import resolve_device
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
 
@@ -75,16 +73,6 @@ class TrainConfig:
         return cfg
 
 
-def _encode(kp, data, mode):
-    return codec.encode_2d(kp, mode, data.image_size[:, 0, None, None].astype(np.float32),
-                           data.image_size[:, 1, None, None].astype(np.float32))
-
-
-def _atomic_torch_save(obj, path: Path):
-    with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
           progress=None, command: str = "") -> dict:
     """Train a lifter; returns a summary dict (weights path, sha256, epochs, wall time).
@@ -101,8 +89,8 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
     t_load = time.time()
     data = h36m.load(tuple(cfg.subjects), data_root, cfg.stride, with_sh=cfg.source != "gt")
     y = torch.from_numpy(codec.to_metres_root_relative(data.pose3d).astype(np.float32))
-    x_gt = torch.from_numpy(_encode(data.kp2d_gt, data, cfg.codec))
-    x_sh = torch.from_numpy(_encode(data.kp2d_sh, data, cfg.codec)) if cfg.source != "gt" else None
+    x_gt = torch.from_numpy(encode_h36m(data.kp2d_gt, data, cfg.codec))
+    x_sh = torch.from_numpy(encode_h36m(data.kp2d_sh, data, cfg.codec)) if cfg.source != "gt" else None
     if x_sh is not None and not torch.isfinite(x_sh).all():
         keep = torch.isfinite(x_sh).all(dim=(1, 2))
         y, x_gt, x_sh = y[keep], x_gt[keep], x_sh[keep]
@@ -174,18 +162,14 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
         except KeyboardInterrupt:
             log(f"interrupted in epoch {epoch + 1}; the checkpoint holds epoch {epoch}: run again to resume")
             raise
-        lifter = Lifter(model, cfg.codec, flip_test=False, device=dev)
-        from wsgcn_cli.evaluate import evaluate
-
-        val_gt = evaluate(lifter, root=data_root, source="gt", data=val)["mpjpe_mm"]
-        val_sh = evaluate(lifter, root=data_root, source="sh", data=val)["mpjpe_mm"]
+        val_gt, val_sh = validate(model, cfg.codec, dev, data_root, val)
         loss_mm = 1000 * float(loss_sum) / max(steps_per_epoch, 1)
         history.append({"epoch": epoch + 1, "loss_mm": loss_mm, "val_gt_mm": val_gt, "val_sh_mm": val_sh})
         wall = wall_before + time.time() - t0
         log(f"epoch {epoch + 1}/{cfg.epochs}: train MPJPE {loss_mm:.2f} mm, "
             f"S9/S11 every {cfg.val_stride}th frame MPJPE gt-2D {val_gt:.2f} mm, sh-2D {val_sh:.2f} mm, "
             f"lr {opt.param_groups[0]['lr']:.2e}, {wall / 60:.1f} min")
-        _atomic_torch_save({
+        save_checkpoint({
             "model": model.state_dict(), "optim": opt.state_dict(), "epoch": epoch + 1,
             "wall_s": wall,
             "history": torch.tensor([[h["epoch"], h["loss_mm"], h["val_gt_mm"], h["val_sh_mm"]] for h in history]),
@@ -200,8 +184,7 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_final": cfg.lr_final,
         "samples_per_epoch": per_epoch, "flip_augmentation": cfg.flip, "seed": cfg.seed,
         "init_weights": cfg.init_weights, "wall_time_s": round(wall, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-                   f"{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}".strip(),
+        "machine": machine_description(dev),
         "torch": torch.__version__, "command": command, "history": history,
     }
     model.eval()

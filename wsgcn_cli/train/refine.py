@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,6 +49,7 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.lifter import Lifter, resolve_device
 from wsgcn_cli.models.refiner import TemporalRefiner, build_refiner, check_window, refine_sequence
 from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.train.common import machine_description, save_checkpoint
 
 SOURCE_PAPER = "3D Human Pose Machines (Wang et al., TPAMI 2019 / CVPR 2018): bidirectional LSTM over 3D poses"
 
@@ -304,12 +303,6 @@ def evaluate_refined(lifter: Lifter, refiner, source: str = "gt", data_root=None
 # ----------------------------------------------------------------------------- training
 
 
-def _atomic_torch_save(obj, path: Path):
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _fingerprint(cfg: RefineConfig, lifter_sha: str) -> str:
     ignored = ("epochs", "out", "cache", "val", "val_cameras", "lift_batch")  # do not change the training
     keep = {k: v for k, v in asdict(cfg).items() if k not in ignored}
@@ -458,7 +451,7 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
         history.append(row)
         wall = wall_before + time.time() - t0
         log(f"{line}, lr {opt.param_groups[0]['lr']:.2e}, {wall / 60:.1f} min")
-        _atomic_torch_save({
+        save_checkpoint({
             "model": model.state_dict(), "optim": opt.state_dict(), "epoch": epoch + 1, "wall_s": wall,
             "fingerprint": fingerprint,
             "history": torch.tensor([[h.get(k, float("nan")) for k in keys] for h in history], dtype=torch.float64),
@@ -479,8 +472,7 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
         "lr": cfg.lr, "lr_final": cfg.lr_final, "weight_decay": cfg.weight_decay,
         "velocity_weight": cfg.velocity_weight, "flip_augmentation": cfg.flip, "seed": cfg.seed,
         "wall_time_s": round(wall, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-                   f"{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}".strip(),
+        "machine": machine_description(dev),
         "torch": torch.__version__, "command": command, "history": history,
     }
     model.eval()

@@ -38,8 +38,6 @@ every epoch (``torch.load(weights_only=True)``), weights written atomically at t
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +49,11 @@ from wsgcn_cli import codec, weights
 from wsgcn_cli.camera import load_h36m_cameras
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.lifter import Lifter, resolve_device
+from wsgcn_cli.lifter import resolve_device
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
 from wsgcn_cli.train import losses
+from wsgcn_cli.train.common import encode_h36m, machine_description, save_checkpoint, validate
 
 
 @dataclass
@@ -124,11 +123,6 @@ class WeakConfig:
             raise WsgcnError(f"warmup_epochs must be within [0, epochs], got {self.warmup_epochs}")
 
 
-def _encode(kp, data, mode):
-    return codec.encode_2d(kp, mode, data.image_size[:, 0, None, None].astype(np.float32),
-                           data.image_size[:, 1, None, None].astype(np.float32))
-
-
 def _camera_table(root, data: h36m.H36MSamples):
     """Per-sample intrinsics (N, 2) f, c, (N, 3) k, (N, 2) p from the subject/camera indices."""
     from wsgcn_cli.data.h36m import FILE_CAMERAS, default_root
@@ -138,13 +132,6 @@ def _camera_table(root, data: h36m.H36MSamples):
              for name in ("f", "c", "k", "p")}                                   # (S, 4, d)
     s, c = data.subject.astype(np.int64), data.camera.astype(np.int64)
     return {name: torch.from_numpy(t[s, c].astype(np.float32)) for name, t in table.items()}
-
-
-def _save_ckpt(obj, path: Path):
-    from wsgcn_cli.io.atomic import atomic_write
-
-    with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def train_weak(cfg: WeakConfig, data_root=None, device: str = "auto", log=print,
@@ -164,7 +151,7 @@ def train_weak(cfg: WeakConfig, data_root=None, device: str = "auto", log=print,
     t_load = time.time()
     lab = h36m.load(tuple(cfg.subjects), data_root, cfg.stride, with_sh=False)
     y_l = torch.from_numpy(codec.to_metres_root_relative(lab.pose3d).astype(np.float32))
-    x_l = torch.from_numpy(_encode(lab.kp2d_gt, lab, cfg.codec))
+    x_l = torch.from_numpy(encode_h36m(lab.kp2d_gt, lab, cfg.codec))
     reference = losses.reference_bone_lengths(data_root, subjects=tuple(cfg.subjects), stride=1)
     del lab
     unl = h36m.load(tuple(cfg.unlabelled_subjects), data_root, cfg.stride, with_sh=cfg.source == "sh")
@@ -172,7 +159,7 @@ def train_weak(cfg: WeakConfig, data_root=None, device: str = "auto", log=print,
     keep = np.isfinite(kp_u).all(axis=(1, 2))
     cam = {k: v[torch.from_numpy(keep)] for k, v in _camera_table(data_root, unl).items()}
     root_u = torch.from_numpy((unl.pose3d[keep, 0] / 1000.0).astype(np.float32)) if cfg.root == "gt" else None
-    x_u = torch.from_numpy(_encode(kp_u[keep], _Subset(unl.image_size[keep]), cfg.codec))
+    x_u = torch.from_numpy(encode_h36m(kp_u[keep], _Subset(unl.image_size[keep]), cfg.codec))
     kp_u = torch.from_numpy(kp_u[keep].astype(np.float32))
     del unl  # the unlabelled 3D is not used beyond the ground-truth root (root = "gt")
     s_u = losses.keypoint_scale(kp_u)
@@ -263,11 +250,7 @@ def train_weak(cfg: WeakConfig, data_root=None, device: str = "auto", log=print,
         except KeyboardInterrupt:
             log(f"interrupted in epoch {epoch + 1}; the checkpoint holds epoch {epoch}: run again to resume")
             raise
-        from wsgcn_cli.evaluate import evaluate
-
-        lifter = Lifter(model, cfg.codec, flip_test=False, device=dev)
-        val_gt = evaluate(lifter, root=data_root, source="gt", data=val)["mpjpe_mm"]
-        val_sh = evaluate(lifter, root=data_root, source="sh", data=val)["mpjpe_mm"]
+        val_gt, val_sh = validate(model, cfg.codec, dev, data_root, val)
         mean = (sums / max(steps, 1)).tolist()
         history.append({"epoch": epoch + 1, "loss_mm": 1000 * mean[0], "val_gt_mm": val_gt, "val_sh_mm": val_sh,
                         "reproj": mean[1], "bone_mm": 1000 * mean[2]})
@@ -276,7 +259,7 @@ def train_weak(cfg: WeakConfig, data_root=None, device: str = "auto", log=print,
             + (f", reprojection {mean[1]:.4f} (rel.), bone {1000 * mean[2]:.1f} mm" if weak else "")
             + f"; S9/S11 every {cfg.val_stride}th frame MPJPE gt-2D {val_gt:.2f} mm, sh-2D {val_sh:.2f} mm, "
             f"lr {opt.param_groups[0]['lr']:.2e}, {wall / 60:.1f} min")
-        _save_ckpt({"model": model.state_dict(), "optim": opt.state_dict(), "epoch": epoch + 1, "wall_s": wall,
+        save_checkpoint({"model": model.state_dict(), "optim": opt.state_dict(), "epoch": epoch + 1, "wall_s": wall,
                     "history": torch.tensor([[h[k] for k in keys] for h in history])}, ckpt_path)
 
     wall = wall_before + time.time() - t0
@@ -288,8 +271,7 @@ def train_weak(cfg: WeakConfig, data_root=None, device: str = "auto", log=print,
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_final": cfg.lr_final,
         "samples_per_epoch": cfg.samples_per_epoch, "flip_augmentation": cfg.flip, "seed": cfg.seed,
         "init_weights": cfg.init_weights, "wall_time_s": round(wall, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-                   f"{torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}".strip(),
+        "machine": machine_description(dev),
         "torch": torch.__version__, "command": command, "history": history,
         "weak": {"protocol": "WS-GCN weak supervision", "unlabelled_subjects": list(cfg.unlabelled_subjects),
                  "unlabelled_source_2d": cfg.source, "root": cfg.root, "warmup_epochs": cfg.warmup_epochs,

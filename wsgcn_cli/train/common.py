@@ -1,0 +1,41 @@
+"""Small pieces shared by the training loops (supervised, weak, refiner, finetune)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsgcn_cli import codec
+from wsgcn_cli.io.atomic import atomic_write
+
+
+def encode_h36m(kp: np.ndarray, data, mode: str) -> np.ndarray:
+    """Lifter inputs (N, 17, 2) from Human3.6M pixel keypoints, per-sample image sizes."""
+    return codec.encode_2d(kp, mode, data.image_size[:, 0, None, None].astype(np.float32),
+                           data.image_size[:, 1, None, None].astype(np.float32))
+
+
+def save_checkpoint(obj: dict, path: str | Path) -> None:
+    """``torch.save`` a checkpoint atomically (read it back with ``weights_only=True``)."""
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def machine_description(device: torch.device) -> str:
+    """``"x86_64 2 cores, CPU"`` or ``"... , NVIDIA H100 ..."``: for model cards."""
+    accel = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {accel}".replace("  ", " ")
+
+
+def validate(model: torch.nn.Module, codec_mode: str, device, data_root, val) -> tuple[float, float]:
+    """MPJPE (mm) of ``model`` on preloaded validation samples, GT and SH 2D, no flip test."""
+    from wsgcn_cli.evaluate import evaluate
+    from wsgcn_cli.lifter import Lifter
+
+    lifter = Lifter(model, codec_mode, flip_test=False, device=device)
+    return (evaluate(lifter, root=data_root, source="gt", data=val)["mpjpe_mm"],
+            evaluate(lifter, root=data_root, source="sh", data=val)["mpjpe_mm"])
