@@ -200,6 +200,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
         raise WsgcnError(f"--refine needs a pipeline with a [refiner] table (e.g. body17-refine); "
                          f"{spec['name']} has none")
     rep = Representation.from_spec(spec.get("representation", {}))
+    max_height = int(spec.get("render", {}).get("max_height", 720))
     lifter_spec = spec["lifter"]
     lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"], spec),
                                  flip_test=lifter_spec.get("flip_test", True), device=device)
@@ -254,15 +255,15 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
         writer = None
         if video and not is_image:
             writer = VideoWriter(outputs["overlay"], source.fps or 25.0,
-                                 *_overlay_dims(source.width, source.height))
+                                 *_overlay_dims(source.width, source.height, max_height))
         image_overlay = []
 
         def emit(items):
             for image, xy, score, pose in items:
                 if writer is not None:
-                    writer.write_rendered(compose_overlay, image, xy, score, pose)
+                    writer.write_rendered(compose_overlay, image, xy, score, pose, max_height=max_height)
                 elif video:
-                    image_overlay.append(compose_overlay(image, xy, score, pose))
+                    image_overlay.append(compose_overlay(image, xy, score, pose, max_height=max_height))
 
         try:
             with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
@@ -312,10 +313,10 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     return summary
 
 
-def _overlay_dims(width: int, height: int) -> tuple[int, int]:
+def _overlay_dims(width: int, height: int, max_height: int = 720) -> tuple[int, int]:
     from wsgcn_cli.render.overlay import overlay_size
 
-    frame_w, out_h, panel_w = overlay_size(width, height)
+    frame_w, out_h, panel_w = overlay_size(width, height, max_height)
     return frame_w + panel_w, out_h
 
 
