@@ -116,12 +116,18 @@ def test_sh16_and_identity():
     base = to_h36m17(blazepose())
     sh = Keypoints2D("sh16", base.xy[:, [j for j in range(17) if j != 9]],
                      base.score[:, [j for j in range(17) if j != 9]], base.times, 1000, 1000, 25)
-    h = to_h36m17(sh)
+    raw = to_h36m17(sh, adjust=False)
     thorax, head = joint(base, "Thorax"), joint(base, "Head")
-    np.testing.assert_allclose(joint(h, "Neck/Nose"), thorax + SH16_NECK * (head - thorax),
+    np.testing.assert_allclose(joint(raw, "Neck/Nose"), thorax + SH16_NECK * (head - thorax),
                                atol=1e-3)
-    np.testing.assert_allclose(h.xy[:, :, :], sh16_to_h36m17(sh.xy), atol=1e-4)  # as the loader
-    np.testing.assert_allclose(np.delete(h.xy, 9, axis=1), sh.xy)
+    np.testing.assert_allclose(np.delete(raw.xy, 9, axis=1), sh.xy)
+    h = to_h36m17(sh)  # adjusted: limbs, hips, thorax kept; spine, neck/nose, head re-made
+    np.testing.assert_allclose(h.xy, sh16_to_h36m17(sh.xy), atol=1e-4)  # as the loader
+    kept = [j for j in range(17) if j not in (7, 9, 10)]
+    np.testing.assert_allclose(h.xy[:, kept], base.xy[:, kept], atol=1e-4)
+    # an affine map: moving the whole pose moves every made joint with it
+    shifted = Keypoints2D("sh16", sh.xy + np.float32([30, -12]), sh.score, sh.times, 1000, 1000, 25)
+    np.testing.assert_allclose(to_h36m17(shifted).xy, h.xy + np.float32([30, -12]), atol=1e-3)
     assert SH16.num_joints == 16
     np.testing.assert_array_equal(to_h36m17(base).xy, base.xy)
 

@@ -58,11 +58,11 @@ def action_of(sequence: str) -> str:
 
 
 def sh16_to_h36m17(xy16):
-    """SH-16 keypoints (..., 16, 2) -> H36M-17 (..., 17, 2) float32, Neck/Nose made.
+    """SH-16 keypoints (..., 16, 2) -> H36M-17 (..., 17, 2) float32.
 
-    Stacked Hourglass has no Neck/Nose (H36M joint 9); it is placed on the
-    thorax -> head-top segment (see :data:`wsgcn_cli.represent.SH16_NECK`), with the
-    same mapping that ``lift`` applies to SH-16 keypoints.
+    Stacked Hourglass has no Neck/Nose (H36M joint 9) and its "Spine" and head top are
+    not H36M's: they are re-made from the trunk with the mapping that ``lift`` applies
+    to SH-16 keypoints (see :data:`wsgcn_cli.represent.SH16_ADJUST`).
     """
     w = mapping_matrix("sh16").astype(np.float32)
     return np.einsum("kj,...jc->...kc", w, np.asarray(xy16, dtype=np.float32))
