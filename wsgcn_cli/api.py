@@ -186,6 +186,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     import time
 
     import numpy as np
+    import torch
 
     from wsgcn_cli.io import posefile
     from wsgcn_cli.io.video import VideoWriter, open_frames
@@ -246,7 +247,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
             detector = make_detector(spec.get("detector", {}).get("name", "mediapipe"), **options)
             layout = detector.layout
 
-        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep)
+        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep, batch=32)
         stage = None
         if refiner is not None:
             from wsgcn_cli.models.refiner import RefineStage
@@ -265,6 +266,10 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                 elif video:
                     image_overlay.append(compose_overlay(image, xy, score, pose, max_height=max_height))
 
+        # The lifter sees a few frames at a time: one thread is fastest, and leaves the
+        # other core to the detector and the encoder.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:
             with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
                 for frame in source:
@@ -303,6 +308,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                 writer.abort()
             raise
         finally:
+            torch.set_num_threads(threads)
             if detector is not None:
                 detector.close()
     summary = {"outputs": {k: str(v) for k, v in outputs.items()}, "frames": len(poses),

@@ -98,6 +98,8 @@ Scores: a made joint's score is the minimum of the scores of the keypoints it us
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from wsgcn_cli.detect.base import Keypoints2D
@@ -189,7 +191,15 @@ def _recipes(c: dict, has_heel: bool) -> list[_Comb]:
     return [out[name] for name in H36M17.joint_names]
 
 
+@functools.lru_cache(maxsize=None)
 def mapping_matrix(layout: str, adjust: bool = True) -> np.ndarray:
+    """Cached, read-only :func:`_mapping_matrix` (it is used on every frame)."""
+    w = _mapping_matrix(layout, adjust)
+    w.setflags(write=False)
+    return w
+
+
+def _mapping_matrix(layout: str, adjust: bool = True) -> np.ndarray:
     """(17, J) weights W such that H36M-17 keypoints = W @ source keypoints.
 
     Rows sum to 1. ``layout`` is one of ``blazepose33``, ``coco17``,
