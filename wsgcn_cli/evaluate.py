@@ -11,6 +11,8 @@ missing from every table; for Stacked-Hourglass input, S11 "Directions" camera
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from wsgcn_cli import metrics
@@ -64,7 +66,9 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
     for i, name in enumerate(h36m.ACTIONS):
         sel = actions == i
         if sel.any():
-            per_action[name] = {k: float(np.nanmean(v[sel])) for k, v in per_frame.items()}
+            with warnings.catch_warnings():  # velocity/acceleration of a 1-2 frame action: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                per_action[name] = {k: float(np.nanmean(v[sel])) for k, v in per_frame.items()}
             per_action[name]["frames"] = int(sel.sum())
     result = {k: float(np.mean([a[k] for a in per_action.values()])) for k in per_frame}
     result.update(
