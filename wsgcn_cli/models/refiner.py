@@ -95,14 +95,9 @@ def build_refiner(name: str, **options) -> nn.Module:
 
     Raises WsgcnError for an unknown name or options the model does not take.
     """
-    try:
-        factory = REFINERS[name]
-    except KeyError:
-        raise WsgcnError(f"unknown refiner {name!r}; known: {', '.join(REFINERS)}")
-    try:
-        return factory(**options)
-    except TypeError as e:
-        raise WsgcnError(f"bad options for refiner {name!r}: {e}")
+    from wsgcn_cli.models.registry import build_from
+
+    return build_from(REFINERS, "refiner", name, options)
 
 
 # ----------------------------------------------------------------------------- windows

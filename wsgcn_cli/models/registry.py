@@ -26,16 +26,21 @@ MODELS = {
 }
 
 
-def build_model(name: str, **options) -> nn.Module:
-    """Construct the model ``name`` with ``options`` (the pipeline's ``[model]`` table).
-
-    Raises WsgcnError for an unknown name or options the model does not take.
-    """
+def build_from(table: dict, kind: str, name: str, options: dict) -> nn.Module:
+    """``table[name](**options)``; WsgcnError naming ``kind`` for an unknown name or bad options."""
     try:
-        factory = MODELS[name]
+        factory = table[name]
     except KeyError:
-        raise WsgcnError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+        raise WsgcnError(f"unknown {kind} {name!r}; known: {', '.join(table)}")
     try:
         return factory(**options)
     except TypeError as e:
-        raise WsgcnError(f"bad options for model {name!r}: {e}")
+        raise WsgcnError(f"bad options for {kind} {name!r}: {e}")
+
+
+def build_model(name: str, **options) -> nn.Module:
+    """Construct the lifter model ``name`` with ``options`` (the pipeline's ``[model]`` table).
+
+    Raises WsgcnError for an unknown name or options the model does not take.
+    """
+    return build_from(MODELS, "model", name, options)
