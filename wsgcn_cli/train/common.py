@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsgcn_cli import codec
+from wsgcn_cli import codec, weights
 from wsgcn_cli.io.atomic import atomic_write
 
 
@@ -39,3 +39,11 @@ def validate(model: torch.nn.Module, codec_mode: str, device, data_root, val) ->
     lifter = Lifter(model, codec_mode, flip_test=False, device=device)
     return (evaluate(lifter, root=data_root, source="gt", data=val)["mpjpe_mm"],
             evaluate(lifter, root=data_root, source="sh", data=val)["mpjpe_mm"])
+
+
+def save_trained(out: Path, model: torch.nn.Module, meta: dict, log) -> dict:
+    """Write the trained weights with their metadata; returns the training summary dict."""
+    model.eval()
+    digest = weights.save(out, model.state_dict(), meta)
+    log(f"wrote {out} (sha256 {digest[:12]}…), {meta['epochs']} epochs in {meta['wall_time_s'] / 60:.1f} min")
+    return {"weights": str(out), "sha256": digest, "meta": meta}

@@ -62,7 +62,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wsgcn_cli import codec, weights as wio
+from wsgcn_cli import codec
+from wsgcn_cli import weights as wio
 from wsgcn_cli.camera import default_intrinsics, estimate_root_translation, project
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.train import losses

@@ -26,10 +26,16 @@ import torch
 from wsgcn_cli import codec, weights
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.train.common import encode_h36m, machine_description, save_checkpoint, validate
 from wsgcn_cli.lifter import resolve_device
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.train.common import (
+    encode_h36m,
+    machine_description,
+    save_checkpoint,
+    save_trained,
+    validate,
+)
 
 
 @dataclass
@@ -187,7 +193,4 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
         "machine": machine_description(dev),
         "torch": torch.__version__, "command": command, "history": history,
     }
-    model.eval()
-    digest = weights.save(out, model.state_dict(), meta)
-    log(f"wrote {out} (sha256 {digest[:12]}…), {cfg.epochs} epochs in {wall / 60:.1f} min")
-    return {"weights": str(out), "sha256": digest, "meta": meta}
+    return save_trained(out, model, meta, log)

@@ -43,13 +43,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsgcn_cli import codec, metrics, weights
+from wsgcn_cli import codec, metrics
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.lifter import Lifter, resolve_device
-from wsgcn_cli.models.refiner import TemporalRefiner, build_refiner, check_window, refine_sequence
+from wsgcn_cli.models.refiner import (
+    TemporalRefiner,
+    build_refiner,
+    check_window,
+    refine_sequence,
+)
 from wsgcn_cli.skeletons import H36M17
-from wsgcn_cli.train.common import machine_description, save_checkpoint
+from wsgcn_cli.train.common import machine_description, save_checkpoint, save_trained
 
 SOURCE_PAPER = "3D Human Pose Machines (Wang et al., TPAMI 2019 / CVPR 2018): bidirectional LSTM over 3D poses"
 
@@ -475,10 +480,7 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
         "machine": machine_description(dev),
         "torch": torch.__version__, "command": command, "history": history,
     }
-    model.eval()
-    digest = weights.save(out, model.state_dict(), meta)
-    log(f"wrote {out} (sha256 {digest[:12]}…), {cfg.epochs} epochs in {wall / 60:.1f} min")
-    return {"weights": str(out), "sha256": digest, "meta": meta}
+    return save_trained(out, model, meta, log)
 
 
 def train_from_spec(spec: dict, data=None, device: str = "auto", log=print, progress=None,

@@ -53,7 +53,13 @@ from wsgcn_cli.lifter import resolve_device
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
 from wsgcn_cli.train import losses
-from wsgcn_cli.train.common import encode_h36m, machine_description, save_checkpoint, validate
+from wsgcn_cli.train.common import (
+    encode_h36m,
+    machine_description,
+    save_checkpoint,
+    save_trained,
+    validate,
+)
 
 
 @dataclass
@@ -279,11 +285,9 @@ def train_weak(cfg: WeakConfig, data_root=None, device: str = "auto", log=print,
                  "bone_reference_m": [round(float(v), 5) for v in reference],
                  "bone_reference": f"mean ground-truth bone lengths of {'/'.join(cfg.subjects)}"},
     }
-    model.eval()
-    digest = weights.save(out, model.state_dict(), meta)
+    summary = save_trained(out, model, meta, log)
     ckpt_path.unlink(missing_ok=True)
-    log(f"wrote {out} (sha256 {digest[:12]}…), {cfg.epochs} epochs in {wall / 60:.1f} min")
-    return {"weights": str(out), "sha256": digest, "meta": meta}
+    return summary
 
 
 class _Subset:
