@@ -1,6 +1,7 @@
-"""StreamingLift: bounded-delay streaming gives exactly the whole-sequence result."""
+"""StreamingLift: streaming gives exactly the whole-sequence result."""
 
 import numpy as np
+import pytest
 
 from wsgcn_cli.detect.base import Keypoints2D
 from wsgcn_cli.represent import fill_gaps, to_h36m17
@@ -51,3 +52,42 @@ def test_streaming_equals_whole_sequence():
     assert np.isfinite(stream.poses3d[5:8]).all() and np.isfinite(stream.poses3d[40:43]).all()
     assert np.isnan(stream.poses3d[20:35]).all() and missing[20:35].all()
     assert stream.raw.xy.shape == (60, 33, 2)
+
+
+@pytest.mark.parametrize("max_gap,batch,seed", [(0, 1, 0), (3, 2, 1), (10, 8, 2), (5, 1, 3)])
+def test_streaming_random_gaps_equal_whole_sequence(max_gap, batch, seed):
+    """Per-joint misses of random lengths (low scores and NaN): streaming gives the
+    whole-sequence result, and holds a frame only while a gap may still be filled."""
+    rng = np.random.default_rng(seed)
+    xy, score = _detections()
+    xy, score = xy.copy(), score.copy()
+    for _ in range(25):
+        j, t0, length = rng.integers(0, 33), rng.integers(0, 60), rng.integers(1, 14)
+        if rng.random() < 0.5:
+            score[t0 : t0 + length, j] = 0.05
+        else:
+            xy[t0 : t0 + length, j] = np.nan
+    times = np.arange(len(xy)) / 25.0
+    rep = Representation(max_gap_frames=max_gap, min_score=0.3)
+    stream = StreamingLift(FakeLifter(), "blazepose33", 640, 480, 25.0, rep, batch=batch)
+    out, held = [], 0
+    for i in range(len(xy)):
+        out += stream.push(times[i], xy[i], score[i], payload=i)
+        held = max(held, i + 1 - len(out))
+    out += stream.finish()
+    assert [o[0] for o in out] == list(range(len(xy)))
+    assert held <= max_gap + batch
+    whole = to_h36m17(Keypoints2D("blazepose33", xy, score, times, 640, 480, 25.0))
+    filled, missing = fill_gaps(whole, max_gap, min_score=0.3)
+    assert np.allclose(stream.h36m.xy, filled.xy, equal_nan=True)
+    assert np.array_equal(stream.missing, missing)
+
+
+def test_streaming_without_gaps_holds_only_a_batch():
+    xy, score = _detections()
+    xy, score = xy.copy(), np.ones_like(score)
+    xy[np.isnan(xy)] = 100.0
+    stream = StreamingLift(FakeLifter(), "blazepose33", 640, 480, 30.0, Representation(max_gap_frames=10), batch=4)
+    for i in range(len(xy)):
+        done = stream.push(i / 30.0, xy[i], score[i], payload=i)
+        assert len(done) == (4 if (i + 1) % 4 == 0 else 0)

@@ -188,6 +188,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     import numpy as np
     import torch
 
+    from wsgcn_cli.background import BackgroundWorker
     from wsgcn_cli.io import posefile
     from wsgcn_cli.io.video import VideoWriter, open_frames
     from wsgcn_cli.lifter import Lifter
@@ -247,7 +248,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
             detector = make_detector(spec.get("detector", {}).get("name", "mediapipe"), **options)
             layout = detector.layout
 
-        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep, batch=32)
+        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep, batch=8)
         stage = None
         if refiner is not None:
             from wsgcn_cli.models.refiner import RefineStage
@@ -256,7 +257,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
         writer = None
         if video and not is_image:
             writer = VideoWriter(outputs["overlay"], source.fps or 25.0,
-                                 *_overlay_dims(source.width, source.height, max_height))
+                                 *_overlay_dims(source.width, source.height, max_height), nice=10)
         image_overlay = []
 
         def emit(items):
@@ -266,10 +267,18 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                 elif video:
                     image_overlay.append(compose_overlay(image, xy, score, pose, max_height=max_height))
 
-        # The lifter sees a few frames at a time: one thread is fastest, and leaves the
-        # other core to the detector and the encoder.
+        def after_detection(item):
+            items = stream.push(*item)
+            emit(stage(items) if stage is not None else items)
+
+        # The detector is the slowest stage: it runs on this thread, and the 2D stage and
+        # the lifter on a background one, the overlay drawing and the video encoder on a
+        # third, so that on two cores they overlap with detection instead of adding to
+        # it; both run at a lower priority, so that they wait for the detector rather than
+        # slow it down. The lifter sees a few frames at a time: one thread is fastest.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
+        worker = BackgroundWorker(after_detection, queue_size=4, name="lift", nice=10)
         try:
             with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
                 for frame in source:
@@ -279,9 +288,9 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                         xy, score = precomputed.xy[frame.index], precomputed.score[frame.index]
                     else:
                         xy, score = detector.detect(frame.image)
-                    items = stream.push(frame.time_s, xy, score, frame.image if video else None)
-                    emit(stage(items) if stage is not None else items)
+                    worker.submit((frame.time_s, xy, score, frame.image if video else None))
                     advance(frame.index + 1)
+                worker.close()
                 items = stream.finish()
                 emit(stage(items) + stage.finish() if stage is not None else items)
             poses = stage.poses3d if stage is not None else stream.poses3d
@@ -304,6 +313,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
             for fmt in formats:
                 posefile.write(result, outputs[fmt], fmt)
         except BaseException:
+            worker.abort()
             if writer is not None:
                 writer.abort()
             raise

@@ -74,17 +74,19 @@ class Lifter:
         """Pixels (N, 17, 2) -> the model's normalised input (N, 17, 2) float32."""
         return codec.encode_2d(kp2d_px, self.codec_mode, width, height)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_normalized(self, x: torch.Tensor | np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Normalised 2D (N, 17, 2) -> root-relative 3D (N, 17, 3) metres (no NaN allowed)."""
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        perm = self.perm.to(self.device)
         out = []
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(self.device)
-            y = self.model(xb)
-            if self.flip_test:
-                yf = self.model(codec.flip_2d(xb, self.perm.to(self.device)))
-                y = 0.5 * (y + codec.flip_3d(yf, self.perm.to(self.device)))
+            if self.flip_test:  # the pose and its mirror image in one forward pass
+                y = self.model(torch.cat([xb, codec.flip_2d(xb, perm)]))
+                y = 0.5 * (y[: len(xb)] + codec.flip_3d(y[len(xb):], perm))
+            else:
+                y = self.model(xb)
             out.append(y.float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, 17, 3), np.float32)
 

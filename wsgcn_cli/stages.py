@@ -58,6 +58,12 @@ class StreamingLift:
         rep: the 2D stage's options.
         batch: lift finished frames in batches of this many.
 
+    A frame is finished as soon as gap filling can no longer change it: at once when
+    every keypoint is detected, else when each of its missing keypoints is seen again or
+    has been missing for more than ``rep.max_gap_frames`` frames. So at most
+    ``max_gap_frames + batch`` frames wait, and with a detector that finds the person in
+    every frame only ``batch``.
+
     Use :meth:`push` for each frame (returns finished items) and :meth:`finish` at the
     end; an item is ``(payload, xy (17,2), score (17,), pose3d (17,3))`` where
     ``payload`` is whatever was pushed with the frame (e.g. the image).
@@ -73,7 +79,8 @@ class StreamingLift:
         self._h_xy, self._h_score = [], []  # H36M-17 before gap filling
         self._out_xy, self._out_score, self._out_3d, self._out_missing = [], [], [], []
         self._pending: deque = deque()
-        self._delay = rep.max_gap_frames + 1
+        self._delay = rep.max_gap_frames + 1  # context before a gap, for interpolation
+        self._run_start = None  # (J,) first frame of each keypoint's open run of misses, -1: none
 
     def _kp(self, xy, score, times, layout):
         return Keypoints2D(layout, xy, score, times, self.width, self.height, self.fps)
@@ -88,7 +95,15 @@ class StreamingLift:
         self._h_xy.append(one.xy[0])
         self._h_score.append(one.score[0])
         self._pending.append(payload)
-        ready = len(self._times) - self._delay - len(self._out_3d)
+        t = len(self._times) - 1
+        valid = np.isfinite(one.xy[0]).all(axis=-1) & (one.score[0] >= self.rep.min_score)
+        if self._run_start is None:
+            self._run_start = np.full(len(valid), -1)
+        self._run_start = np.where(valid, -1, np.where(self._run_start < 0, t, self._run_start))
+        # Runs that may still be filled: they follow a detection and are not too long yet.
+        open_runs = (self._run_start > 0) & (t - self._run_start + 1 <= self.rep.max_gap_frames)
+        final = int(self._run_start[open_runs].min()) if open_runs.any() else t + 1
+        ready = final - len(self._out_3d)
         return self._finalize(ready) if ready >= self.batch else []
 
     def finish(self) -> list:
@@ -101,7 +116,7 @@ class StreamingLift:
         start = len(self._out_3d)
         stop = start + count
         lo = max(0, start - self._delay)
-        hi = min(len(self._times), stop + self._delay)
+        hi = len(self._times)
         window = self._kp(np.stack(self._h_xy[lo:hi]), np.stack(self._h_score[lo:hi]),
                           np.array(self._times[lo:hi]), "h36m17")
         filled, missing = fill_gaps(window, self.rep.max_gap_frames, min_score=self.rep.min_score)

@@ -12,15 +12,14 @@ rate through a temporary file that is renamed only when the video is complete.
 from __future__ import annotations
 
 import os
-import queue
 import re
-import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from wsgcn_cli.background import BackgroundWorker
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.io.atomic import commit_temp_path, create_temp_path, discard_temp_path
 
@@ -295,7 +294,6 @@ def _as_rate(fps: float | Fraction) -> Fraction:
     return fps if isinstance(fps, Fraction) else Fraction(float(fps)).limit_denominator(1001)
 
 
-_STOP = object()
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
@@ -328,6 +326,8 @@ class VideoWriter:
     thread (x264 and the conversion release the GIL), so they overlap with detection;
     :meth:`write` blocks only when ``queue_size`` frames are waiting. Drawing can move to
     that thread too: ``writer.write_rendered(compose_overlay, frame, xy, score, pose3d)``.
+    ``nice`` lowers that thread's priority (and x264's threads', which it starts), so
+    that it takes the CPU only when the producer does not need it.
 
     Args:
         path: output file, normally ``.mp4``.
@@ -341,7 +341,7 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int,
                  height: int, *, crf: int = 23, preset: str = "ultrafast",
-                 threaded: bool = True, queue_size: int = 8,
+                 threaded: bool = True, queue_size: int = 8, nice: int = 0,
                  codec_options: dict[str, str] | None = None):
         import av
 
@@ -379,14 +379,8 @@ class VideoWriter:
             raise
         self._state = "open"  # -> "closed" | "aborted"
         self._error: BaseException | None = None
-        self._discard = False
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._queue = queue.Queue(maxsize=max(1, queue_size))
-            self._thread = threading.Thread(target=self._worker, name="VideoWriter",
-                                            daemon=True)
-            self._thread.start()
+        self._worker = (BackgroundWorker(self._process, queue_size, name="VideoWriter", nice=nice)
+                        if threaded else None)
 
     # -- encoding ---------------------------------------------------------------
     def _encode(self, image: np.ndarray | None) -> None:
@@ -407,19 +401,10 @@ class VideoWriter:
             self.frames_written += 1
         self._container.mux(packets)
 
-    def _worker(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            if self._error is not None or self._discard:
-                continue  # keep draining so that write() never blocks forever
-            try:
-                if isinstance(item, tuple):  # (render, args, kwargs) from write_rendered
-                    item = self._check_frame(item[0](*item[1], **item[2]))
-                self._encode(item)
-            except BaseException as e:  # reported by the next write()/close()
-                self._error = e
+    def _process(self, item) -> None:
+        if isinstance(item, tuple):  # (render, args, kwargs) from write_rendered
+            item = self._check_frame(item[0](*item[1], **item[2]))
+        self._encode(item)
 
     def _raise_error(self) -> None:
         import av
@@ -442,14 +427,11 @@ class VideoWriter:
     def _submit(self, item, render: bool) -> None:
         if self._state != "open":
             raise RuntimeError(f"VideoWriter for {self.path} is {self._state}")
-        if self._error is not None:
-            self.abort()
-            self._raise_error()
-        if self._queue is not None:
-            self._queue.put(item)
-            return
         try:
-            self._encode(self._check_frame(item[0](*item[1], **item[2])) if render else item)
+            if self._worker is not None:
+                self._worker.submit(item)  # re-raises an error of an earlier frame
+            else:
+                self._process(item)
         except BaseException as e:
             self._error = e
             self.abort()
@@ -466,7 +448,7 @@ class VideoWriter:
             WsgcnError: encoding a previous frame failed (the video is aborted).
         """
         self._check_frame(image)
-        self._submit(np.array(image, copy=True) if self._queue is not None else image, False)
+        self._submit(np.array(image, copy=True) if self._worker is not None else image, False)
 
     def write_rendered(self, render, /, *args, **kwargs) -> None:
         """Append the frame ``render(*args, **kwargs)``, computed in the encoder thread.
@@ -484,11 +466,16 @@ class VideoWriter:
         """
         self._submit((render, args, kwargs), True)
 
-    def _stop_worker(self) -> None:
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
+    def _stop_worker(self, discard: bool = False) -> None:
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            if discard:
+                worker.abort()
+            else:
+                try:
+                    worker.close()
+                except BaseException as e:
+                    self._error = e
 
     def _close_container(self) -> None:
         container, self._container = getattr(self, "_container", None), None
@@ -533,8 +520,7 @@ class VideoWriter:
         if self._state != "open":
             return
         self._state = "aborted"
-        self._discard = True
-        self._stop_worker()
+        self._stop_worker(discard=True)
         self._close_container()
         discard_temp_path(self._temp)
 
