@@ -34,21 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
-VIDEO = SHARED / "videos" / "body3d_demo.mp4"
-SUBJECT, TAKE, CAMERA, FRAMES = "S11", "WalkDog 1", "60457274", 399
-
-
-def ground_truth(data_root: Path):
-    """(399, 17, 3) camera-frame mm, root-relative, of the clip; the camera."""
-    import numpy as np
-
-    from wsgcn_cli.camera import load_h36m_cameras
-    from wsgcn_cli.codec import root_relative
-
-    cam = load_h36m_cameras(data_root / "h36m_cameras.json")[(SUBJECT, CAMERA)]
-    world = np.load(data_root / "h36m_3d_17j_world_mm.npz")[f"{SUBJECT}/{TAKE}"][:FRAMES].astype(np.float64)
-    return root_relative(cam.world_to_camera(world)), cam
+from benchmarks.body3d_demo import CAMERA, FRAMES, SHARED, SUBJECT, TAKE, VIDEO, ground_truth  # noqa: E402
 
 
 def lift_with(weights: Path, keypoints: Path, work: Path, tag: str):
@@ -108,7 +94,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     base = Path(args.weights)
     _, base_meta = wio.load(base)
-    gt, cam = ground_truth(Path(args.data))
+    gt, _, cam = ground_truth(Path(args.data))
     cfg = FinetuneConfig()
     held = split_holdout(FRAMES, 0.2, max(50, 2 * cfg.window))
 

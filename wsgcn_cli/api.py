@@ -61,6 +61,12 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
 
         return train_from_spec(spec, data=data, device=device, log=_console(quiet).print,
                                command=f"wsgcn train {pipeline}")
+    if spec.get("task") == "representation":
+        from wsgcn_cli.train.representation import train_from_spec as train_representation
+
+        with progress_bar(f"training {spec['name']}", None, quiet) as advance:
+            return train_representation(spec, data=data, device=device, log=_console(quiet).print,
+                                         progress=advance, command=f"wsgcn train {pipeline}")
     if spec["train"].get("protocol") == "weak":
         from wsgcn_cli.train.weak import WeakConfig, train_weak as run_training
 
@@ -70,6 +76,8 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
     cfg.out = str(pipelines.resolve_path(cfg.out))
     if cfg.init_weights:
         cfg.init_weights = str(pipelines.resolve_path(cfg.init_weights, spec))
+    if getattr(cfg, "representation", ""):
+        cfg.representation = str(pipelines.resolve_path(cfg.representation, spec))
     console = _console(quiet)
     command = "wsgcn train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["train"] else f"wsgcn train {pipeline}"
     with progress_bar(f"training {spec['name']}", None, quiet) as advance:
@@ -206,6 +214,11 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     lifter_spec = spec["lifter"]
     lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"], spec),
                                  flip_test=lifter_spec.get("flip_test", True), device=device)
+    net = None
+    if rep.kind == "network":
+        from wsgcn_cli.models.representation import RepresentationModel
+
+        net = RepresentationModel.from_weights(pipelines.resolve_path(rep.weights, spec), device=str(lifter.device))
     refiner = None
     if refine:
         from wsgcn_cli.models.refiner import TemporalRefiner
@@ -248,7 +261,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
             detector = make_detector(spec.get("detector", {}).get("name", "mediapipe"), **options)
             layout = detector.layout
 
-        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep, batch=8)
+        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep, batch=8, net=net)
         stage = None
         if refiner is not None:
             from wsgcn_cli.models.refiner import RefineStage
@@ -304,7 +317,8 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                 missing=stream.missing, fps=source.fps, image_size=(source.width, source.height),
                 detector_keypoints=raw.xy, detector_scores=raw.score, detector_layout=layout,
                 pipeline=spec["name"], weights_sha256=lifter.sha256, source=input_path.name,
-                extra={"refiner_sha256": refiner.sha256} if refiner is not None else {},
+                extra={**({"refiner_sha256": refiner.sha256} if refiner is not None else {}),
+                       **({"representation_sha256": net.sha256} if net is not None else {})},
             )
             if writer is not None:
                 writer.close()

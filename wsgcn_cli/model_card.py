@@ -61,3 +61,42 @@ def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -
     with atomic_write(card) as tmp:
         tmp.write_text("\n".join(lines))
     return card
+
+
+def write_stage_card(weights_path: str | Path, description: str, measured_md: str,
+                     history_columns: dict[str, str] | None = None, notes: str = "") -> Path:
+    """Write ``<weights>.md`` for weights other than a lifter (2D representation network,
+    temporal refiner): what the metadata says (model, data, command, epochs, wall time,
+    machine, sha256), the measured results given as Markdown (from a benchmark's JSON),
+    the training curve (``history_columns``: metadata history key -> column title) and notes.
+    """
+    weights_path = Path(weights_path)
+    _, meta = wio.load(weights_path)
+    trained = meta.get("trained_on", {})
+    lines = [
+        f"# {weights_path.name}", "", description, "",
+        f"- **model**: `{meta['model']}` {meta.get('model_options', {})}; input: {meta.get('input', '')}; "
+        f"output: {meta.get('output', '')}",
+        f"- **data**: {trained.get('dataset', '')} subjects {', '.join(trained.get('subjects', []))}, "
+        + ", ".join(f"{k} {v}" for k, v in trained.items() if k not in ("dataset", "subjects")),
+        f"- **command**: `{meta.get('command', '')}`",
+        f"- **training**: {meta['epochs']} epochs, batch {meta['batch_size']}, Adam lr {meta['lr']} -> "
+        f"{meta['lr_final']} (exponential), left/right mirroring {'on' if meta.get('flip_augmentation') else 'off'}, "
+        f"seed {meta['seed']}",
+        f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
+        f"- **sha256**: `{wio.sha256(weights_path)}`",
+        "", "## Measured", "", measured_md.strip(), "",
+    ]
+    hist = meta.get("history", [])
+    if hist and history_columns:
+        keys = list(history_columns)
+        lines += ["## Training curve", "", "| " + " | ".join(history_columns.values()) + " |",
+                  "|" + "---:|" * len(keys)]
+        lines += ["| " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |" for h in hist]
+        lines.append("")
+    if notes:
+        lines += ["## Notes", "", notes.strip(), ""]
+    card = weights_path.with_suffix(".md")
+    with atomic_write(card) as tmp:
+        tmp.write_text("\n".join(lines))
+    return card

@@ -65,6 +65,8 @@ def load(name_or_path: str | Path, kind: str | None = None) -> dict:
         raise WsgcnError(f"pipeline {path} is not valid TOML: {e}")
     found = "train" if "train" in spec else "lift"
     required = {"lift": ("lifter",), "train": ("model", "codec", "data", "train")}[found]
+    if spec.get("task") == "representation":  # 2D in, 2D out: the network normalises its own input
+        required = ("model", "data", "train")
     missing = [t for t in required if t not in spec]
     if missing:
         raise WsgcnError(f"pipeline {path} lacks the table(s) {', '.join('[' + m + ']' for m in missing)}")

@@ -15,6 +15,7 @@ Pixels throughout: (J, 2) image coordinates (origin top-left, x right, y down); 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 
@@ -29,23 +30,37 @@ class Representation:
     """The pipeline's ``[representation]`` table: the 2D stage's options.
 
     Attributes:
+        kind: ``"geometric"`` (the layout mapping and gap filling alone) or ``"network"``
+            (then the 2D pose representation network cleans and completes every frame
+            after gap filling, see :mod:`wsgcn_cli.models.representation`).
         adjust: move detector landmarks towards Human3.6M's joint definitions.
         max_gap_frames: longest run of missing frames filled by interpolation.
         min_score: keypoints scoring below this count as missing (0: only undetected).
+        weights: the network's weights (``kind = "network"``), relative to the
+            repository or the pipeline file.
     """
 
+    kind: str = "geometric"
     adjust: bool = True
     max_gap_frames: int = 10
     min_score: float = 0.0
+    weights: str = ""
 
     @classmethod
     def from_spec(cls, table: dict) -> "Representation":
-        kind = table.get("kind", "geometric")
-        if kind != "geometric":
-            from wsgcn_cli.errors import WsgcnError
+        """From a pipeline's ``[representation]`` table; WsgcnError for bad entries."""
+        from wsgcn_cli.errors import WsgcnError
 
-            raise WsgcnError(f"unknown representation kind {kind!r}; known: geometric")
-        return cls(**{k: v for k, v in table.items() if k != "kind"})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise WsgcnError(f"unknown [representation] option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        rep = cls(**table)
+        if rep.kind not in ("geometric", "network"):
+            raise WsgcnError(f"unknown representation kind {rep.kind!r}; known: geometric, network")
+        if rep.kind == "network" and not rep.weights:
+            raise WsgcnError('representation kind "network" needs its weights (weights = "...")')
+        return rep
 
 
 class StreamingLift:
@@ -57,6 +72,8 @@ class StreamingLift:
         layout: the detector's keypoint layout; width, height, fps: of the input.
         rep: the 2D stage's options.
         batch: lift finished frames in batches of this many.
+        net: the 2D representation network (a
+            :class:`wsgcn_cli.models.representation.RepresentationModel`) or None.
 
     A frame is finished as soon as gap filling can no longer change it: at once when
     every keypoint is detected, else when each of its missing keypoints is seen again or
@@ -72,8 +89,8 @@ class StreamingLift:
     """
 
     def __init__(self, lifter, layout: str, width: int, height: int, fps: float,
-                 rep: Representation, batch: int = 8):
-        self.lifter, self.layout, self.rep, self.batch = lifter, layout, rep, batch
+                 rep: Representation, batch: int = 8, net=None):
+        self.lifter, self.layout, self.rep, self.batch, self.net = lifter, layout, rep, batch, net
         self.width, self.height, self.fps = width, height, fps
         self._raw_xy, self._raw_score, self._times = [], [], []
         self._h_xy, self._h_score = [], []  # H36M-17 before gap filling
@@ -122,11 +139,15 @@ class StreamingLift:
         filled, missing = fill_gaps(window, self.rep.max_gap_frames, min_score=self.rep.min_score)
         xy = filled.xy[start - lo : stop - lo]
         score = filled.score[start - lo : stop - lo]
+        missing = missing[start - lo : stop - lo]
+        if self.net is not None:
+            xy, score = self.net(xy, score, min_score=self.rep.min_score)
+            missing = ~np.isfinite(xy).all(axis=(1, 2))
         pose3d = self.lifter(xy, self.width, self.height)
         self._out_xy.extend(xy)
         self._out_score.extend(score)
         self._out_3d.extend(pose3d)
-        self._out_missing.extend(missing[start - lo : stop - lo])
+        self._out_missing.extend(missing)
         return [(self._pending.popleft(), xy[i], score[i], pose3d[i]) for i in range(count)]
 
     @property

@@ -19,10 +19,17 @@ def _martinez(**kw):
     return MartinezMLP(**kw)
 
 
+def _representation(**kw):
+    from wsgcn_cli.models.representation import PoseRepresentationNet
+
+    return PoseRepresentationNet(**kw)
+
+
 MODELS = {
     "semgcn_nonlocal": lambda **kw: _semgcn(non_local=True, **kw),
     "semgcn": lambda **kw: _semgcn(non_local=False, **kw),
     "martinez_mlp": _martinez,
+    "pose_representation": _representation,  # the 2D stage, not a lifter
 }
 
 

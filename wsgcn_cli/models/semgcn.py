@@ -138,14 +138,19 @@ class SemGCN(nn.Module):
         non_local: add a non-local block after the input layer and each residual block.
         dropout: dropout inside the graph-conv blocks (0 in SemGCN with GT 2D).
         parents: the tree of the joints (H36M-17 by default).
+        in_features, out_features: per-joint input and output channels (2 -> 3 for
+            lifting; the 2D representation network uses other sizes).
+        root_relative: subtract the root joint's output from every joint (lifting).
     """
 
     def __init__(self, hidden: int = 128, num_blocks: int = 4, non_local: bool = True,
-                 dropout: float = 0.0, parents=H36M17.parents):
+                 dropout: float = 0.0, parents=H36M17.parents, in_features: int = 2,
+                 out_features: int = 3, root_relative: bool = True):
         super().__init__()
         adj = adjacency(parents)
         self.num_joints = len(parents)
-        layers = [GraphConvBlock(2, hidden, adj, dropout)]
+        self.root_relative = root_relative
+        layers = [GraphConvBlock(in_features, hidden, adj, dropout)]
         if non_local:
             layers.append(NonLocal(hidden))
         for _ in range(num_blocks):
@@ -153,9 +158,10 @@ class SemGCN(nn.Module):
             if non_local:
                 layers.append(NonLocal(hidden))
         self.body = nn.Sequential(*layers)
-        self.head = SemGraphConv(hidden, 3, adj)
+        self.head = SemGraphConv(hidden, out_features, adj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, J, 2) normalised 2D -> (B, J, 3) root-relative metres (root set to 0)."""
+        """(B, J, in_features) -> (B, J, out_features); for lifting (B, J, 2) normalised
+        2D -> (B, J, 3) root-relative metres (root set to 0)."""
         y = self.head(self.body(x.transpose(0, 1))).transpose(0, 1)
-        return y - y[:, :1]
+        return y - y[:, :1] if self.root_relative else y

@@ -66,8 +66,10 @@ class RefineConfig:
 
     ``codec`` is ``"lifter"`` (use the lifter's) or a codec mode, which must then equal
     the lifter's. ``stride``: frame stride of the training sequences (2: 25 fps).
-    ``window``/``overlap``: training window length (frames at that rate) and the
-    overlap recorded for inference. ``steps_per_epoch`` x ``batch_size`` windows per epoch.
+    ``frame_steps``: each training window takes every k-th sample, k drawn from these
+    (with stride 1, ``[1, 2]`` trains on 50 and 25 fps motion, so that the refiner fits
+    videos at either rate). ``window``/``overlap``: training window length (frames) and
+    the overlap recorded for inference. ``steps_per_epoch`` x ``batch_size`` windows per epoch.
     """
 
     lifter: str = "weights/semgcn_nl_h36m_det2d.safetensors"
@@ -80,6 +82,7 @@ class RefineConfig:
     source: str = "gt+sh"  # "gt", "sh" or "gt+sh"
     sh_probability: float = 0.5
     stride: int = 2
+    frame_steps: tuple = (1,)  # frames between a window's samples, drawn per window: several rates
     window: int = 64
     overlap: int = 16
     epochs: int = 20
@@ -122,6 +125,8 @@ class RefineConfig:
             raise WsgcnError(f"unknown 2D source {self.source!r}; use gt, sh or gt+sh")
         if self.stride < 1 or self.batch_size < 1 or self.steps_per_epoch < 1 or self.epochs < 0:
             raise WsgcnError("stride, batch_size and steps_per_epoch must be >= 1, epochs >= 0")
+        if not self.frame_steps or any(int(k) < 1 for k in self.frame_steps):
+            raise WsgcnError(f"frame_steps must be integers >= 1, got {self.frame_steps}")
         if self.window < 2:
             raise WsgcnError(f"training window must be >= 2 frames (velocity loss), got {self.window}")
         check_window(self.window, self.overlap)
@@ -316,7 +321,8 @@ def _fingerprint(cfg: RefineConfig, lifter_sha: str) -> str:
 
 
 def _training_arrays(cfg: RefineConfig, lifter: Lifter, data_root, log):
-    """Flat tensors (pose3d in, x2d in, target) over all sources + window start indices per source."""
+    """Flat tensors (pose3d in, x2d in, target) over all sources + window start indices
+    per (source, frame step)."""
     data = h36m.load(tuple(cfg.subjects), data_root, cfg.stride, cameras=tuple(cfg.cameras),
                      with_sh=cfg.source != "gt")
     target = codec.to_metres_root_relative(data.pose3d).astype(np.float32)
@@ -326,18 +332,20 @@ def _training_arrays(cfg: RefineConfig, lifter: Lifter, data_root, log):
         pose = lift_cached(lifter, data, src, cfg.cache, cfg.lift_batch, log)
         x = encode_inputs(lifter, data, src)
         valid = np.isfinite(pose).all(axis=(1, 2)) & np.isfinite(x).all(axis=(1, 2))
-        starts[src] = torch.from_numpy(window_starts(data.sequence, valid, cfg.window) + offset)
+        for k in cfg.frame_steps:
+            span = (cfg.window - 1) * int(k) + 1
+            starts[src, int(k)] = torch.from_numpy(window_starts(data.sequence, valid, span) + offset)
+            if len(starts[src, int(k)]) == 0:
+                raise WsgcnError(f"no {cfg.window}-frame windows (step {k}) with {src} 2D in "
+                                 f"{'/'.join(cfg.subjects)} at stride {cfg.stride}")
         poses.append(np.nan_to_num(pose))
         xs.append(np.nan_to_num(x))
         offset += len(data)
-        if len(starts[src]) == 0:
-            raise WsgcnError(f"no {cfg.window}-frame windows with {src} 2D in {'/'.join(cfg.subjects)} "
-                             f"at stride {cfg.stride}")
     tensors = (torch.from_numpy(np.concatenate(poses)), torch.from_numpy(np.concatenate(xs)),
                torch.from_numpy(np.tile(target, (len(sources), 1, 1))))
     log(f"data: {len(data)} samples x {len(sources)} 2D source(s) ({'/'.join(cfg.subjects)}, "
         f"{h36m.FPS / cfg.stride:g} fps), windows of {cfg.window}: "
-        + ", ".join(f"{s} {len(v)}" for s, v in starts.items()))
+        + ", ".join(f"{s} step {k}: {len(v)}" for (s, k), v in starts.items()))
     return tensors, starts
 
 
@@ -400,12 +408,21 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
         model.train()
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         n_all = cfg.steps_per_epoch * cfg.batch_size
-        picks = {k: v[torch.randint(len(v), (n_all,), generator=g).to(dev)] for k, v in starts.items()}
+        # each window: a 2D source, a frame step, then a start among that pair's windows
+        combos = list(starts)
+        picks = torch.stack([starts[c][torch.randint(len(starts[c]), (n_all,), generator=g).to(dev)]
+                             for c in combos])
         if cfg.source == "gt+sh":
-            use_sh = (torch.rand(n_all, generator=g) < cfg.sh_probability).to(dev)
-            first = torch.where(use_sh, picks["sh"], picks["gt"])
+            use_sh = torch.rand(n_all, generator=g) < cfg.sh_probability
         else:
-            first = picks[cfg.source]
+            use_sh = torch.full((n_all,), cfg.source == "sh")
+        step_i = torch.randint(len(cfg.frame_steps), (n_all,), generator=g)
+        src_names = [("sh" if u else "gt") for u in (False, True)]
+        lookup = torch.tensor([[combos.index((src_names[u], int(k))) if (src_names[u], int(k)) in starts else 0
+                                for k in cfg.frame_steps] for u in (0, 1)])
+        which = lookup[use_sh.long(), step_i].to(dev)
+        first = picks[which, torch.arange(n_all, device=dev)]
+        steps = torch.as_tensor([int(k) for k in cfg.frame_steps])[step_i].to(dev)
         flips = (torch.rand(n_all, generator=g) < 0.5).to(dev) if cfg.flip else None
         sums = torch.zeros(4, device=dev)
         try:
@@ -414,7 +431,7 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * gamma**step
                 sl = slice(s * cfg.batch_size, (s + 1) * cfg.batch_size)
-                idx = first[sl, None] + ar  # (B, W)
+                idx = first[sl, None] + ar * steps[sl, None]  # (B, W)
                 pb, xb, yb = pose_in[idx], x_in[idx], target[idx]
                 if flips is not None:
                     fb = flips[sl, None, None, None]
@@ -468,6 +485,8 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
         "lifter_sha256": lifter.sha256, "lifter_weights": Path(cfg.lifter).name,
         "lifter_flip_test": cfg.lifter_flip_test, "window": cfg.window, "overlap": cfg.overlap,
         "frame_stride": cfg.stride, "fps": h36m.FPS / cfg.stride,
+        "frame_steps": [int(k) for k in cfg.frame_steps],
+        "trained_fps": [h36m.FPS / (cfg.stride * int(k)) for k in cfg.frame_steps],
         "input": "lifter 3D (T,17,3) root-relative camera coordinates, metres + lifter-normalised 2D (T,17,2)",
         "output": "root-relative camera coordinates, metres", "architecture": SOURCE_PAPER,
         "trained_on": {"dataset": "Human3.6M", "subjects": list(cfg.subjects), "cameras": list(cfg.cameras),
