@@ -47,3 +47,19 @@ def save_trained(out: Path, model: torch.nn.Module, meta: dict, log) -> dict:
     digest = weights.save(out, model.state_dict(), meta)
     log(f"wrote {out} (sha256 {digest[:12]}…), {meta['epochs']} epochs in {meta['wall_time_s'] / 60:.1f} min")
     return {"weights": str(out), "sha256": digest, "meta": meta}
+
+
+def resume(ckpt_path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, keys: tuple, log,
+           ck: dict | None = None) -> tuple[int, float, list[dict]]:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` and ``opt``, if
+    one exists (or use ``ck``, already loaded); returns (epochs done, wall seconds so far,
+    history as a list of dicts with ``keys``); (0, 0.0, []) without a checkpoint."""
+    if ck is None and Path(ckpt_path).is_file():
+        ck = torch.load(ckpt_path, map_location=next(model.parameters()).device, weights_only=True)
+    if ck is None:
+        return 0, 0.0, []
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optim"])
+    history = [dict(zip(keys, h)) for h in ck["history"].tolist()]
+    log(f"resumed from {ckpt_path} at epoch {int(ck['epoch'])}")
+    return int(ck["epoch"]), float(ck["wall_s"]), history

@@ -32,6 +32,7 @@ from wsgcn_cli.skeletons import H36M17
 from wsgcn_cli.train.common import (
     encode_h36m,
     machine_description,
+    resume,
     save_checkpoint,
     save_trained,
     validate,
@@ -136,14 +137,8 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
     gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(total_steps, 1))
     perm_flip = torch.as_tensor(H36M17.flip_permutation(), device=dev)
 
-    start_epoch, wall_before, history = 0, 0.0, []
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        start_epoch, wall_before = int(ck["epoch"]), float(ck["wall_s"])
-        history = [dict(zip(("epoch", "loss_mm", "val_gt_mm", "val_sh_mm"), h)) for h in ck["history"].tolist()]
-        log(f"resumed from {ckpt_path} at epoch {start_epoch}")
+    start_epoch, wall_before, history = resume(ckpt_path, model, opt, ("epoch", "loss_mm", "val_gt_mm", "val_sh_mm"),
+                                               log)
 
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):

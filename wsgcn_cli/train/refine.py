@@ -54,7 +54,7 @@ from wsgcn_cli.models.refiner import (
     refine_sequence,
 )
 from wsgcn_cli.skeletons import H36M17
-from wsgcn_cli.train.common import machine_description, save_checkpoint, save_trained
+from wsgcn_cli.train.common import machine_description, resume, save_checkpoint, save_trained
 
 SOURCE_PAPER = "3D Human Pose Machines (Wang et al., TPAMI 2019 / CVPR 2018): bidirectional LSTM over 3D poses"
 
@@ -393,15 +393,9 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
     perm = torch.as_tensor(H36M17.flip_permutation(), device=dev)
     ar = torch.arange(cfg.window, device=dev)
 
-    start_epoch, wall_before, history = 0, 0.0, []
     keys = ("epoch", "loss_mm", "lifter_mpjpe_mm", "mpjpe_mm", "mpjve_mm", "val_gt_mm", "val_gt_lifter_mm",
             "val_sh_mm", "val_sh_lifter_mm", "val_sh_mpjve_mm", "val_sh_lifter_mpjve_mm")
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        start_epoch, wall_before = int(ck["epoch"]), float(ck["wall_s"])
-        history = [dict(zip(keys, h)) for h in ck["history"].tolist()]
-        log(f"resumed from {ckpt_path} at epoch {start_epoch}")
+    start_epoch, wall_before, history = resume(ckpt_path, model, opt, keys, log, ck=ck)
 
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):

@@ -41,7 +41,7 @@ from wsgcn_cli.lifter import resolve_device
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.models.representation import MIN_PRESENT, RepresentationModel, normalize
 from wsgcn_cli.skeletons import H36M17
-from wsgcn_cli.train.common import machine_description, save_checkpoint, save_trained
+from wsgcn_cli.train.common import machine_description, resume, save_checkpoint, save_trained
 
 #: Distal joints of each limb (H36M-17): right leg, left leg, left arm, right arm.
 LIMBS = ((2, 3), (5, 6), (12, 13), (15, 16))
@@ -169,14 +169,7 @@ def train(cfg: RepresentationConfig, data_root=None, device: str = "auto", log=p
     total = steps * cfg.epochs
     gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(total, 1))
     perm = torch.as_tensor(H36M17.flip_permutation(), device=dev)
-    start, wall_before, history = 0, 0.0, []
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        start, wall_before = int(ck["epoch"]), float(ck["wall_s"])
-        history = [dict(zip(("epoch", "loss", "val_in_px", "val_out_px"), h)) for h in ck["history"].tolist()]
-        log(f"resumed from {ckpt_path} at epoch {start}")
+    start, wall_before, history = resume(ckpt_path, model, opt, ("epoch", "loss", "val_in_px", "val_out_px"), log)
     t0 = time.time()
     for epoch in range(start, cfg.epochs):
         model.train()
