@@ -270,7 +270,8 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
         writer = None
         if video and not is_image:
             writer = VideoWriter(outputs["overlay"], source.fps or 25.0,
-                                 *_overlay_dims(source.width, source.height, max_height), nice=10)
+                                 *_overlay_dims(source.width, source.height, max_height), nice=10,
+                                 queue_size=8 if refiner is None else refiner.window)
         image_overlay = []
 
         def emit(items):
