@@ -228,3 +228,13 @@ def test_evaluate_refined_identity_refiner_matches_lifter():
     for k in ("mpjpe_mm", "p_mpjpe_mm", "mpjve_mm", "accel_mm"):
         assert r["lifter"][k] > 0
         assert r["refined"][k] == pytest.approx(r["lifter"][k], rel=1e-5)
+
+
+def test_refiner_config_checks_frame_steps():
+    from wsgcn_cli.errors import WsgcnError
+    from wsgcn_cli.train.refine import RefineConfig
+
+    RefineConfig(stride=1, frame_steps=(1, 2)).check()
+    for bad in ((), (0,), (1, -2)):
+        with pytest.raises(WsgcnError, match="frame_steps"):
+            RefineConfig(frame_steps=bad).check()

@@ -2,12 +2,12 @@
 -> lifter, one frame in, one finished frame out after a bounded delay.
 
 :class:`StreamingLift` receives each frame's detector keypoints as they come and
-returns frames once their 2D can no longer change: gap filling of a frame needs at
-most ``max_gap_frames + 1`` frames on each side (a gap containing frame t and no longer
-than ``max_gap_frames`` lies within that window; see :func:`wsgcn_cli.represent.fill_gaps`),
-so frame t is finished when frame t + max_gap_frames + 1 has arrived. The result is
-exactly that of filling the whole sequence at once, while only that many video frames
-are held in memory. Finished frames are lifted in small batches.
+returns frames once their 2D can no longer change: a frame whose keypoints are all
+detected is final at once; one with a missing keypoint waits until that keypoint is
+seen again or has been missing for more than ``max_gap_frames`` frames (see
+:func:`wsgcn_cli.represent.fill_gaps`). The result is exactly that of filling the whole
+sequence at once, while only those frames are held in memory. Finished frames are
+lifted in small batches.
 
 Pixels throughout: (J, 2) image coordinates (origin top-left, x right, y down); 3D:
 (17, 3) root-relative camera coordinates, metres.

@@ -294,7 +294,6 @@ def _as_rate(fps: float | Fraction) -> Fraction:
     return fps if isinstance(fps, Fraction) else Fraction(float(fps)).limit_denominator(1001)
 
 
-
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
 
