@@ -233,6 +233,6 @@ class _RepresentationInputs:
         noisy, present = corrupt(self.gt[idx], self.sh[idx], self.corruption, g)
         u, c, s = normalize(noisy, present)
         v, _ = self.rep.model(u, present)
-        rel = (c + s * v) - (c + s * v)[:, :1]
+        rel = s * (v - v[:, :1])  # pixels, root-relative
         scale = torch.sqrt((rel**2).sum(-1).mean(-1)).clamp(min=1e-6)
         return rel / scale[:, None, None]

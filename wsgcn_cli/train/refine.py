@@ -402,20 +402,16 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
         model.train()
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         n_all = cfg.steps_per_epoch * cfg.batch_size
-        # each window: a 2D source, a frame step, then a start among that pair's windows
-        combos = list(starts)
-        picks = torch.stack([starts[c][torch.randint(len(starts[c]), (n_all,), generator=g).to(dev)]
-                             for c in combos])
+        # each window: a 2D source, a frame step, then a start among that pair's windows;
+        # `starts` is ordered source by source, frame step by frame step
+        picks = torch.stack([v[torch.randint(len(v), (n_all,), generator=g).to(dev)] for v in starts.values()])
+        n_steps = len(cfg.frame_steps)
         if cfg.source == "gt+sh":
-            use_sh = torch.rand(n_all, generator=g) < cfg.sh_probability
+            src_i = (torch.rand(n_all, generator=g) < cfg.sh_probability).long()
         else:
-            use_sh = torch.full((n_all,), cfg.source == "sh")
-        step_i = torch.randint(len(cfg.frame_steps), (n_all,), generator=g)
-        src_names = [("sh" if u else "gt") for u in (False, True)]
-        lookup = torch.tensor([[combos.index((src_names[u], int(k))) if (src_names[u], int(k)) in starts else 0
-                                for k in cfg.frame_steps] for u in (0, 1)])
-        which = lookup[use_sh.long(), step_i].to(dev)
-        first = picks[which, torch.arange(n_all, device=dev)]
+            src_i = torch.zeros(n_all, dtype=torch.long)
+        step_i = torch.randint(n_steps, (n_all,), generator=g)
+        first = picks[(src_i * n_steps + step_i).to(dev), torch.arange(n_all, device=dev)]
         steps = torch.as_tensor([int(k) for k in cfg.frame_steps])[step_i].to(dev)
         flips = (torch.rand(n_all, generator=g) < 0.5).to(dev) if cfg.flip else None
         sums = torch.zeros(4, device=dev)
