@@ -79,6 +79,8 @@ def main(argv=None):
     parser.add_argument("--overlap", type=int, default=None)
     parser.add_argument("--cache", default=str(REPO / "cache" / "refiner"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=True,
+                        help="refiner test-time flip augmentation, as the body17-refine pipeline (default on)")
     parser.add_argument("--no-video", action="store_true", help="skip body3d_demo.mp4")
     parser.add_argument("--card", action="store_true", help="also write the refiner's model card from these results")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "refiner_h36m.json"))
@@ -94,7 +96,7 @@ def main(argv=None):
     try:
         lifter = Lifter.from_weights(args.lifter, device=args.device)
         refiner = TemporalRefiner.from_weights(args.refiner, device=str(lifter.device), lifter=lifter,
-                                               window=args.window, overlap=args.overlap)
+                                               window=args.window, overlap=args.overlap, flip_test=args.flip_test)
         if not refiner.lifter_matches:
             print(f"warning: {args.refiner} was trained on another lifter than {args.lifter}", file=sys.stderr)
         results = {}
@@ -123,7 +125,8 @@ def main(argv=None):
             "lifter": Path(args.lifter).name, "lifter_sha256": lifter.sha256,
             "refiner": Path(args.refiner).name, "refiner_sha256": refiner.sha256,
             "refiner_trained_on_this_lifter": refiner.lifter_matches,
-            "window": refiner.window, "overlap": refiner.overlap, "results": results,
+            "window": refiner.window, "overlap": refiner.overlap, "refiner_flip_test": refiner.flip_test,
+            "results": results,
         }
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +150,8 @@ def card_markdown(report: dict) -> str:
         r = res[source]
         lines += [f"Human3.6M S9/S11, {label}, cameras {', '.join(r['cameras'])}, {r['fps']:g} fps, "
                   f"{r['frames']} frames, lifter `{report['lifter']}` (flip test), window {r['window']}, "
-                  f"overlap {r['overlap']}; per-action averages:", "",
+                  f"overlap {r['overlap']}, refiner flip test {'on' if report.get('refiner_flip_test') else 'off'}; "
+                  "per-action averages:", "",
                   "| | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | accel. error (mm/frame²) |",
                   "|---|---:|---:|---:|---:|"]
         for key in ("lifter", "refined"):

@@ -238,3 +238,30 @@ def test_refiner_config_checks_frame_steps():
     for bad in ((), (0,), (1, -2)):
         with pytest.raises(WsgcnError, match="frame_steps"):
             RefineConfig(frame_steps=bad).check()
+
+
+def test_flip_test_refiner_is_mirror_equivariant_and_streams_like_whole_sequence(tmp_path):
+    from wsgcn_cli import codec
+    from wsgcn_cli.models.refiner import FlipTestRefiner
+    from wsgcn_cli.skeletons import H36M17
+
+    m = _refiner(5)
+    f = FlipTestRefiner(m).eval()
+    perm = torch.as_tensor(H36M17.flip_permutation())
+    pose, x = (torch.from_numpy(a)[None] for a in _sequence(20, seed=4))
+    with torch.no_grad():
+        y = f(pose, x)
+        y_mirror = f(codec.flip_3d(pose, perm), codec.flip_2d(x, perm))
+        plain = m(pose, x)
+    torch.testing.assert_close(codec.flip_3d(y_mirror, perm), y, atol=1e-6, rtol=0)  # a mirrored clip, mirrored 3D
+    assert not torch.allclose(y, plain, atol=1e-4)  # the plain refiner is not equivariant: the average differs
+    assert torch.equal(y[..., 0, :], torch.zeros_like(y[..., 0, :]))
+    path = tmp_path / "r.safetensors"
+    weights.save(path, m.state_dict(), {"model": "lstm_refiner", "model_options": {"hidden": 32}, "layout": "h36m17",
+                                        "codec": "root_scale", "window": 9, "overlap": 2})
+    r = TemporalRefiner.from_weights(path, flip_test=True)
+    p, xx = _sequence(31, seed=6)
+    whole = r.refine(p, xx)
+    streamed, _ = _stream(r.model, p, xx, r.window, r.overlap)
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    np.testing.assert_allclose(whole, refine_sequence(f, p, xx, 9, 2), atol=1e-6)

@@ -229,7 +229,8 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
             raise WsgcnError(f"refiner weights {refiner_path} not found: train them with "
                              f"`wsgcn train train-refiner` (pipelines/train-refiner.toml)")
         refiner = TemporalRefiner.from_weights(refiner_path, device=str(lifter.device),
-                                               lifter=lifter, window=r.get("window"), overlap=r.get("overlap"))
+                                               lifter=lifter, window=r.get("window"), overlap=r.get("overlap"),
+                                               flip_test=bool(r.get("flip_test", False)))
         if not refiner.lifter_matches:
             _console(quiet).print(f"warning: {r['weights']} was trained on other lifter weights than "
                                   f"{lifter_spec['weights']}")

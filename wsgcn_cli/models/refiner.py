@@ -86,6 +86,33 @@ class LSTMRefiner(nn.Module):
         return out - out[..., :1, :]
 
 
+class FlipTestRefiner(nn.Module):
+    """Test-time flip augmentation of a refiner: the mean of its output for a window and
+    the mirrored output for the mirrored window (left/right joints swapped, x negated),
+    as the lifter's ``flip_test``; one network call on a batch twice as large.
+
+    Same forward as the wrapped refiner: (B, T, 17, 3) metres and (B, T, 17, 2)
+    normalised 2D -> (B, T, 17, 3) root-relative metres. H36M-17 layout only. Both codec
+    modes are mirror-symmetric about x = 0 (see :func:`wsgcn_cli.codec.flip_2d`).
+    """
+
+    def __init__(self, refiner: nn.Module):
+        super().__init__()
+        from wsgcn_cli.skeletons import H36M17
+
+        self.refiner = refiner
+        self.register_buffer("perm", torch.as_tensor(H36M17.flip_permutation()), persistent=False)
+
+    def forward(self, pose3d: torch.Tensor, x2d: torch.Tensor) -> torch.Tensor:
+        from wsgcn_cli import codec
+
+        b = pose3d.shape[0]
+        perm = self.perm.to(pose3d.device)
+        y = self.refiner(torch.cat([pose3d, codec.flip_3d(pose3d, perm)]),
+                         torch.cat([x2d, codec.flip_2d(x2d, perm)]))
+        return 0.5 * (y[:b] + codec.flip_3d(y[b:], perm))
+
+
 #: Refiner names used in pipeline files and weights metadata -> constructors.
 REFINERS = {"lstm_refiner": LSTMRefiner}
 
@@ -379,12 +406,14 @@ class TemporalRefiner:
         ``layout``, ``codec``, ``lifter_sha256``, ``window``, ``frame_stride``, ...);
         sha256: of the weights file; window, overlap: used by :meth:`refine` and
         :meth:`stream`; lifter_matches: False when a lifter was given whose weights
-        differ from the ones the refiner was trained on (it still runs).
+        differ from the ones the refiner was trained on (it still runs); flip_test:
+        ``model`` is wrapped in :class:`FlipTestRefiner` (twice the refiner's compute).
     """
 
     def __init__(self, model: nn.Module, meta: dict, sha256: str = "", window: int | None = None,
-                 overlap: int | None = None, lifter_matches: bool = True):
-        self.model = model.eval()
+                 overlap: int | None = None, lifter_matches: bool = True, flip_test: bool = False):
+        self.flip_test = bool(flip_test)
+        self.model = (FlipTestRefiner(model) if self.flip_test else model).eval()
         self.meta, self.sha256 = meta, sha256
         self.window = int(window if window is not None else meta.get("window", 64))
         self.overlap = int(overlap if overlap is not None else meta.get("overlap", self.window // 4))
@@ -394,9 +423,9 @@ class TemporalRefiner:
 
     @classmethod
     def from_weights(cls, path: str | Path, device: str = "cpu", lifter=None, window: int | None = None,
-                     overlap: int | None = None) -> "TemporalRefiner":
+                     overlap: int | None = None, flip_test: bool = False) -> "TemporalRefiner":
         """Load refiner weights. With ``lifter`` (a :class:`wsgcn_cli.lifter.Lifter`), check
-        that its codec is the refiner's.
+        that its codec is the refiner's; ``flip_test``: see :class:`FlipTestRefiner`.
 
         Raises WsgcnError for unreadable weights, a layout other than h36m17, a model
         that is not a refiner, tensors that do not fit it, or a codec mismatch.
@@ -421,7 +450,8 @@ class TemporalRefiner:
                 raise WsgcnError(f"refiner {path} was trained on codec {meta.get('codec')!r}, the lifter "
                                  f"uses {lifter.codec_mode!r}")
             matches = not meta.get("lifter_sha256") or meta.get("lifter_sha256") == lifter.sha256
-        return cls(model.to(resolve_device(device)), meta, weights.sha256(path), window, overlap, matches)
+        return cls(model.to(resolve_device(device)), meta, weights.sha256(path), window, overlap, matches,
+                   flip_test)
 
     def refine(self, pose3d, x2d, batch_windows: int = 64) -> np.ndarray:
         """:func:`refine_sequence` with this refiner's window and overlap."""

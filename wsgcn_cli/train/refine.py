@@ -92,6 +92,7 @@ class RefineConfig:
     lr_final: float = 1e-5
     weight_decay: float = 0.0
     velocity_weight: float = 1.0
+    accel_weight: float = 0.0
     flip: bool = True
     seed: int = 0
     cache: str = "cache/refiner"
@@ -432,6 +433,9 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
                 pos = torch.linalg.vector_norm(pred - yb, dim=-1).mean()
                 vel = torch.linalg.vector_norm(torch.diff(pred, dim=1) - torch.diff(yb, dim=1), dim=-1).mean()
                 loss = pos + cfg.velocity_weight * vel
+                if cfg.accel_weight:
+                    acc = torch.linalg.vector_norm(torch.diff(pred, 2, dim=1) - torch.diff(yb, 2, dim=1), dim=-1)
+                    loss = loss + cfg.accel_weight * acc.mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -481,10 +485,10 @@ def train_refiner(cfg: RefineConfig, data_root=None, device: str = "auto", log=p
         "output": "root-relative camera coordinates, metres", "architecture": SOURCE_PAPER,
         "trained_on": {"dataset": "Human3.6M", "subjects": list(cfg.subjects), "cameras": list(cfg.cameras),
                        "source_2d": cfg.source, "sh_probability": cfg.sh_probability, "stride": cfg.stride},
-        "loss": f"MPJPE + {cfg.velocity_weight} x MPJVE (metres)",
+        "loss": f"MPJPE + {cfg.velocity_weight} x MPJVE + {cfg.accel_weight} x acceleration error (metres)",
         "epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch, "batch_size": cfg.batch_size,
         "lr": cfg.lr, "lr_final": cfg.lr_final, "weight_decay": cfg.weight_decay,
-        "velocity_weight": cfg.velocity_weight, "flip_augmentation": cfg.flip, "seed": cfg.seed,
+        "velocity_weight": cfg.velocity_weight, "accel_weight": cfg.accel_weight, "flip_augmentation": cfg.flip, "seed": cfg.seed,
         "wall_time_s": round(wall, 1),
         "machine": machine_description(dev),
         "torch": torch.__version__, "command": command, "history": history,
