@@ -21,7 +21,7 @@ from wsgcn_cli.lifter import Lifter
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17, bone_lengths
 from wsgcn_cli.train import losses
-from wsgcn_cli.train.finetune import finetune, split_holdout, window_starts
+from wsgcn_cli.train.finetune import adapted_parameters, finetune, split_holdout, window_starts
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
 FOCAL, SIZE = 1000.0, 1000
@@ -92,7 +92,8 @@ def synthetic(tmp_path):
     return tmp_path, meta, ref
 
 
-FAST = dict(steps_per_epoch=15, batch_size=16, lr=1e-3, w_anchor=0.0, device="cpu", quiet=True)
+# the base is a random model: every weight adapts (the default adapts norms and biases only)
+FAST = dict(steps_per_epoch=15, batch_size=16, lr=1e-3, w_anchor=0.0, adapt="all", device="cpu", quiet=True)
 
 
 # -- held-out split and windows -----------------------------------------------------------------
@@ -132,6 +133,34 @@ def test_finetune_lowers_heldout_reprojection_and_writes_weights_and_card(synthe
     card = out.with_suffix(".md").read_text()
     assert "walk.npz" in card and f"{px['best']:.2f} px" in card
     assert sorted(p.name for p in d.iterdir()) == ["adapted.md", "adapted.safetensors", "base.safetensors", "walk.npz"]
+
+
+def test_default_finetune_changes_only_norm_and_bias_parameters(synthetic):
+    d, _, ref = synthetic
+    out = d / "nb.safetensors"
+    r = finetune([d / "walk.npz"], d / "base.safetensors", out, focal=FOCAL, epochs=4, bone_reference=ref,
+                 **{**FAST, "adapt": "norm_bias", "lr": 1e-2})
+    assert r["heldout_px"]["best"] < 0.5 * r["heldout_px"]["base"], r["heldout_px"]
+    base, _ = wio.load(d / "base.safetensors")
+    new, meta = wio.load(out)
+    model = build_model("semgcn_nonlocal", hidden=16, num_blocks=1, dropout=0.0)
+    adapted = {id(p) for p in adapted_parameters(model, "norm_bias")}
+    names = {n for n, p in model.named_parameters() if id(p) in adapted}
+    assert names and all(n.endswith("bias") or ".bn." in n for n in names)
+    changed = {n for n in base if not np.array_equal(base[n], new[n])}
+    assert changed and changed <= names
+    assert meta["finetune"]["adapted_parameters"] == sum(p.numel() for p in model.parameters() if id(p) in adapted)
+    with pytest.raises(WsgcnError, match="parameter set"):
+        finetune([d / "walk.npz"], d / "base.safetensors", d / "x.safetensors", epochs=1, **{**FAST, "adapt": "some"})
+
+
+def test_observed_joints_exclude_joints_built_from_several_keypoints():
+    from wsgcn_cli.represent import observed_joints
+
+    assert observed_joints("h36m17").all()
+    bp = observed_joints("blazepose33")
+    assert not bp[[0, 7, 8, 10]].any() and bp[[1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16]].all()
+    assert observed_joints("sh16").sum() == 16  # only the spine is interpolated
 
 
 def test_finetune_skips_a_clip_without_a_person_with_a_warning(synthetic, monkeypatch, capsys):

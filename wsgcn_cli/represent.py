@@ -199,6 +199,16 @@ def mapping_matrix(layout: str, adjust: bool = True) -> np.ndarray:
     return w
 
 
+def observed_joints(layout: str) -> np.ndarray:
+    """(17,) bool: the H36M-17 joints that are a single keypoint of ``layout``.
+
+    The others are built from several keypoints (e.g. BlazePose's pelvis, spine,
+    thorax and head), so they are estimates, not observations. Raises WsgcnError for a
+    layout that cannot be mapped.
+    """
+    return (mapping_matrix(layout, adjust=False) != 0.0).sum(axis=1) == 1
+
+
 def _mapping_matrix(layout: str, adjust: bool = True) -> np.ndarray:
     """(17, J) weights W such that H36M-17 keypoints = W @ source keypoints.
 
