@@ -6,15 +6,22 @@
    mapping that ``lift`` applies without the network, and of the network's output.
 2. The lifter's MPJPE / P-MPJPE (shipped detected-2D weights, flip test, per-action
    averages) with the geometric 2D and with the network's 2D.
-3. 30 % of the input joints dropped at random: the network completes them; the lifter
-   alone cannot lift a frame with a missing joint, so there the dropped joints are
-   interpolated in time per sequence (``lift``'s gap filling, at most 10 frames of the
-   evaluated rate, frames still incomplete are left out and counted).
+3. 30 % of the input joints dropped at random. Through the 2D stage as ``lift`` runs it
+   with the network: the dropped joints are interpolated in time per sequence (gap
+   filling, at most 10 frames of the evaluated rate), then the network cleans every
+   joint and completes those still missing. Also the network alone on each frame (no
+   gap filling), and the lifter alone with gap filling only (frames still incomplete
+   are left out and counted).
 4. ``../shared/data/videos/body3d_demo.mp4`` (Human3.6M S11 "WalkDog 1", camera
    60457274): BlazePose -> geometric mapping vs -> network, 2D error on the 12 limb
    joints and all 17 against the projected ground truth, and the 3D error of ``lift``.
 
     python benchmarks/representation_h36m.py [--stride 5] [--weights ...] [--lifter ...]
+        [--detected-weight W]
+
+``--detected-weight`` (default: the ``body17-network`` pipeline's) mixes the detected
+joints into the network's output (see :class:`wsgcn_cli.stages.Representation`); the
+network's own output (weight 0) is measured beside it.
 
 Writes ``benchmarks/results/representation_h36m.json``. Every ``--stride``-th frame of
 every camera is used (1: all frames).
@@ -68,7 +75,8 @@ def lifted(lifter, data, kp, evaluate, with_sh):
     return {k: r[k] for k in ("mpjpe_mm", "p_mpjpe_mm", "frames", "skipped_no_2d")}
 
 
-def body3d_demo(weights: Path, data_root: Path, work: Path, rep_lifter: Path | None = None):
+def body3d_demo(weights: Path, data_root: Path, work: Path, rep_lifter: Path | None = None,
+                detected_weight: float = 0.0):
     import numpy as np
 
     from wsgcn_cli import api, metrics, pipeline
@@ -81,7 +89,8 @@ def body3d_demo(weights: Path, data_root: Path, work: Path, rep_lifter: Path | N
     text = (pipeline.PIPELINE_DIR / "body17.toml").read_text()
     assert 'kind = "geometric"' in text and base["representation"]["kind"] == "geometric"
     pipe = work / "body17-network.toml"
-    pipe.write_text(text.replace('kind = "geometric"', f'kind = "network"\nweights = "{weights}"'))
+    pipe.write_text(text.replace('kind = "geometric"', f'kind = "network"\nweights = "{weights}"\n'
+                                 f'detected_weight = {detected_weight}'))
     keypoints = r["outputs"]["npz"]
     r = api.lift(VIDEO, pipeline=str(pipe), out_dir=work / "network", keypoints=keypoints,
                  video=False, overwrite=True, quiet=True)
@@ -124,6 +133,8 @@ def main():
     parser.add_argument("--data", default=str(SHARED / "h36m"))
     parser.add_argument("--stride", type=int, default=5)
     parser.add_argument("--drop", type=float, default=0.3)
+    parser.add_argument("--detected-weight", type=float, default=None,
+                        help="weight of the detected joints in the output (default: pipelines/body17-network.toml's)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "representation_h36m.json"))
     parser.add_argument("--card", action="store_true", help="also write the weights' model card from these results")
     args = parser.parse_args()
@@ -137,26 +148,33 @@ def main():
     from wsgcn_cli.models.representation import RepresentationModel
     from wsgcn_cli.train.representation import drop_joints, with_sh
 
+    from wsgcn_cli import pipeline
+
     t0 = time.time()
+    w_det = args.detected_weight
+    if w_det is None:
+        w_det = float(pipeline.load("body17-network")["representation"].get("detected_weight", 0.0))
     rep = RepresentationModel.from_weights(args.weights)
     lifter = Lifter.from_weights(args.lifter, device="cpu")
     data = h36m.load(h36m.TEST_SUBJECTS, args.data, args.stride, with_sh=True)
     ok = np.isfinite(data.kp2d_sh).all(axis=(1, 2))
     geo = data.kp2d_sh
     ones = np.ones(geo.shape[:2], np.float32)
-    net, _ = rep(geo, ones)
+    net, _ = rep(geo, ones, detected_weight=w_det)
+    net_only, _ = rep(geo, ones)
 
     def px(kp):
         e = np.linalg.norm(kp[ok] - data.kp2d_gt[ok], axis=-1)
         return {"px_17_joints": float(np.nanmean(e)), "px_12_limb_joints": float(np.nanmean(e[:, LIMB_JOINTS]))}
 
     result = {"subjects": list(h36m.TEST_SUBJECTS), "stride": args.stride, "samples": int(ok.sum()),
-              "weights": Path(args.weights).name, "lifter": Path(args.lifter).name}
+              "weights": Path(args.weights).name, "lifter": Path(args.lifter).name, "detected_weight": w_det}
     result["sh_2d"] = {"raw": px(raw_sh(np.where(ok[:, None, None], geo, 0.0))), "geometric": px(geo),
-                       "network": px(net)}
+                       "network": px(net), "network_only": px(net_only)}
     print("2D error (px, 17 joints):", {k: round(v["px_17_joints"], 2) for k, v in result["sh_2d"].items()}, flush=True)
     result["lifter_sh"] = {"geometric": lifted(lifter, data, geo, evaluate, with_sh),
-                           "network": lifted(lifter, data, net, evaluate, with_sh)}
+                           "network": lifted(lifter, data, net, evaluate, with_sh),
+                           "network_only": lifted(lifter, data, net_only, evaluate, with_sh)}
     rep_lifter = Lifter.from_weights(args.rep_lifter, device="cpu") if Path(args.rep_lifter).is_file() else None
     if rep_lifter is not None:
         result["rep_lifter"] = Path(args.rep_lifter).name
@@ -165,15 +183,18 @@ def main():
     print("lifter MPJPE with SH 2D:", {k: round(v["mpjpe_mm"], 2) for k, v in result["lifter_sh"].items()}, flush=True)
 
     dropped = drop_joints(geo, args.drop, seed=0)
-    net_d, _ = rep(dropped, ones)
     filled = gap_filled(data, dropped)
+    net_d, _ = rep(filled, ones, detected_weight=w_det)        # the 2D stage as `lift` runs it
+    net_frame, _ = rep(dropped, ones, detected_weight=w_det)   # the network alone, frame by frame
     result["dropout"] = {
         "fraction": args.drop,
         "network": {**lifted(lifter, data, net_d, evaluate, with_sh), **px(net_d)},
+        "network_per_frame": {**lifted(lifter, data, net_frame, evaluate, with_sh), **px(net_frame)},
         "lifter_alone_gap_filled": {**lifted(lifter, data, filled, evaluate, with_sh), **px(filled)},
     }
     base = result["lifter_sh"]["network"]["mpjpe_mm"]
-    result["dropout"]["network_mpjpe_rise_percent"] = 100 * (result["dropout"]["network"]["mpjpe_mm"] / base - 1)
+    for key in ("network", "network_per_frame"):
+        result["dropout"][f"{key}_mpjpe_rise_percent"] = 100 * (result["dropout"][key]["mpjpe_mm"] / base - 1)
     if rep_lifter is not None:
         d = result["dropout"]
         d["network_rep_lifter"] = {**lifted(rep_lifter, data, net_d, evaluate, with_sh), **px(net_d)}
@@ -183,7 +204,8 @@ def main():
     result["dropout"]["lifter_alone_mpjpe_rise_percent"] = 100 * (
         result["dropout"]["lifter_alone_gap_filled"]["mpjpe_mm"] / base_alone - 1)
     print(f"{args.drop:.0%} joints dropped: network {result['dropout']['network']['mpjpe_mm']:.2f} mm "
-          f"({result['dropout']['network_mpjpe_rise_percent']:+.1f} %), lifter alone (gap filled) "
+          f"({result['dropout']['network_mpjpe_rise_percent']:+.1f} %; network alone per frame "
+          f"{result['dropout']['network_per_frame_mpjpe_rise_percent']:+.1f} %), lifter alone (gap filled) "
           f"{result['dropout']['lifter_alone_gap_filled']['mpjpe_mm']:.2f} mm "
           f"({result['dropout']['lifter_alone_mpjpe_rise_percent']:+.1f} %)", flush=True)
     if rep_lifter is not None:
@@ -193,7 +215,8 @@ def main():
     if VIDEO.is_file():
         with tempfile.TemporaryDirectory() as work:
             result["body3d_demo"] = body3d_demo(Path(args.weights).resolve(), Path(args.data), Path(work),
-                                                Path(args.rep_lifter).resolve() if rep_lifter is not None else None)
+                                                Path(args.rep_lifter).resolve() if rep_lifter is not None else None,
+                                                w_det)
         print("body3d_demo:", json.dumps(result["body3d_demo"]), flush=True)
     result.update(wall_s=round(time.time() - t0, 1), machine=f"{platform.machine()}", python=platform.python_version())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -214,8 +237,12 @@ def card_markdown(r: dict) -> str:
              "|---|---:|---:|---:|---:|",
              f"| raw SH detections (no adjustment) | {sh['raw']['px_17_joints']:.2f} | "
              f"{sh['raw']['px_12_limb_joints']:.2f} | | |"]
+    w = r.get("detected_weight", 0.0)
     for key, label in (("geometric", "geometric mapping (`lift` without the network)"),
-                       ("network", "geometric mapping -> this network")):
+                       ("network_only", "geometric mapping -> this network's output"),
+                       ("network", f"geometric mapping -> this network, detected joints weighted {w:g}")):
+        if key not in ls:
+            continue
         lines.append(f"| {label} | {sh[key]['px_17_joints']:.2f} | {sh[key]['px_12_limb_joints']:.2f} | "
                      f"{ls[key]['mpjpe_mm']:.2f} | {ls[key]['p_mpjpe_mm']:.2f} |")
     if "network_rep_lifter" in ls:
@@ -224,15 +251,20 @@ def card_markdown(r: dict) -> str:
                      f"{ls['network_rep_lifter']['p_mpjpe_mm']:.2f} |")
     lines += ["", f"MPJPE and P-MPJPE use lifter `{r['lifter']}` unless the row names another."]
     a, n = d["lifter_alone_gap_filled"], d["network"]
-    lines += ["", f"With {d['fraction']:.0%} of the input joints dropped at random:", "",
+    lines += ["", f"With {d['fraction']:.0%} of the input joints dropped at random (rise over complete input "
+              "through the same path; the network rows against the network row above):", "",
               "| | 2D error (px) | MPJPE (mm) | rise over complete input |", "|---|---:|---:|---:|",
-              f"| this network completes them | {n['px_17_joints']:.2f} | {n['mpjpe_mm']:.2f} | "
-              f"{d['network_mpjpe_rise_percent']:+.1f} % |",
-              f"| lifter alone, dropped joints interpolated in time (gap filling) | {a['px_17_joints']:.2f} | "
-              f"{a['mpjpe_mm']:.2f} | {d['lifter_alone_mpjpe_rise_percent']:+.1f} % |"]
+              f"| gap filling, then this network (the 2D stage as `lift` runs it) | {n['px_17_joints']:.2f} | "
+              f"{n['mpjpe_mm']:.2f} | {d['network_mpjpe_rise_percent']:+.1f} % |"]
+    if "network_per_frame" in d:
+        f = d["network_per_frame"]
+        lines.append(f"| this network alone, frame by frame | {f['px_17_joints']:.2f} | {f['mpjpe_mm']:.2f} | "
+                     f"{d['network_per_frame_mpjpe_rise_percent']:+.1f} % |")
+    lines.append(f"| lifter alone, dropped joints interpolated in time (gap filling) | {a['px_17_joints']:.2f} | "
+                 f"{a['mpjpe_mm']:.2f} | {d['lifter_alone_mpjpe_rise_percent']:+.1f} % |")
     if "network_rep_lifter" in d:
         nr = d["network_rep_lifter"]
-        lines.append(f"| this network, lifter `{r['rep_lifter']}` | {nr['px_17_joints']:.2f} | {nr['mpjpe_mm']:.2f} | "
+        lines.append(f"| gap filling, this network, lifter `{r['rep_lifter']}` | {nr['px_17_joints']:.2f} | {nr['mpjpe_mm']:.2f} | "
                      f"{d['network_rep_lifter_mpjpe_rise_percent']:+.1f} % |")
     if "body3d_demo" in r:
         b = r["body3d_demo"]

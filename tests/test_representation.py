@@ -59,6 +59,23 @@ def test_wrapper_fills_missing_and_skips_nearly_empty_frames():
     assert np.array_equal(out[2], xy[2], equal_nan=True)
 
 
+def test_detected_weight_mixes_present_joints_and_completes_missing_ones():
+    torch.manual_seed(0)
+    model = RepresentationModel(build_model("pose_representation", hidden=16, num_blocks=1))
+    xy = np.repeat(CLEAN[None], 2, axis=0)
+    xy[1, [3, 13]] = np.nan
+    score = np.ones((2, 17), np.float32)
+    net, _ = model(xy, score)
+    keep, _ = model(xy, score, detected_weight=1.0)
+    half, _ = model(xy, score, detected_weight=0.5)
+    present = np.isfinite(xy).all(-1)
+    np.testing.assert_allclose(keep[present], xy[present], atol=1e-5)    # detections pass through
+    np.testing.assert_allclose(keep[~present], net[~present], atol=1e-5)  # missing joints: the network's
+    np.testing.assert_allclose(half[present], 0.5 * (xy[present] + net[present]), atol=1e-4)
+    with pytest.raises(WsgcnError, match="detected_weight"):
+        Representation.from_spec({"kind": "network", "weights": "w.safetensors", "detected_weight": 1.5})
+
+
 def test_corruption_drops_limbs_and_keeps_enough_joints():
     g = torch.Generator().manual_seed(0)
     gt = torch.tensor(CLEAN)[None].repeat(4000, 1, 1)

@@ -38,6 +38,9 @@ class Representation:
         min_score: keypoints scoring below this count as missing (0: only undetected).
         weights: the network's weights (``kind = "network"``), relative to the
             repository or the pipeline file.
+        detected_weight: in [0, 1]; for joints that were detected (or gap-filled), the
+            output is ``detected_weight * input + (1 - detected_weight) * network``;
+            missing joints always take the network's. 0: the network's output alone.
     """
 
     kind: str = "geometric"
@@ -45,6 +48,7 @@ class Representation:
     max_gap_frames: int = 10
     min_score: float = 0.0
     weights: str = ""
+    detected_weight: float = 0.0
 
     @classmethod
     def from_spec(cls, table: dict) -> "Representation":
@@ -58,6 +62,8 @@ class Representation:
         rep = cls(**table)
         if rep.kind not in ("geometric", "network"):
             raise WsgcnError(f"unknown representation kind {rep.kind!r}; known: geometric, network")
+        if not 0.0 <= rep.detected_weight <= 1.0:
+            raise WsgcnError(f"[representation] detected_weight must be within [0, 1], got {rep.detected_weight}")
         if rep.kind == "network" and not rep.weights:
             raise WsgcnError('representation kind "network" needs its weights (weights = "...")')
         return rep
@@ -141,7 +147,8 @@ class StreamingLift:
         score = filled.score[start - lo : stop - lo]
         missing = missing[start - lo : stop - lo]
         if self.net is not None:
-            xy, score = self.net(xy, score, min_score=self.rep.min_score)
+            xy, score = self.net(xy, score, min_score=self.rep.min_score,
+                                 detected_weight=self.rep.detected_weight)
             missing = ~np.isfinite(xy).all(axis=(1, 2))
         pose3d = self.lifter(xy, self.width, self.height)
         self._out_xy.extend(xy)

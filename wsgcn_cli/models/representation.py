@@ -101,12 +101,15 @@ class RepresentationModel:
 
     @torch.inference_mode()
     def __call__(self, xy: np.ndarray, score: np.ndarray, min_score: float = 0.0,
-                 batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                 batch_size: int = 4096, detected_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Clean and complete H36M-17 keypoints.
 
         Args:
             xy: (T, 17, 2) pixels (image frame), NaN where missing.
             score: (T, 17) detector confidences; below ``min_score`` counts as missing.
+            detected_weight: present joints come out as ``detected_weight * xy + (1 -
+                detected_weight) * network`` (0: the network's output; missing joints
+                always take the network's).
         Returns:
             (xy (T, 17, 2) float32 pixels, confidence (T, 17) float32 in [0, 1]); frames
             with fewer than :data:`MIN_PRESENT` present joints are returned unchanged.
@@ -122,6 +125,10 @@ class RepresentationModel:
             m = torch.from_numpy(present[r]).to(self.device)
             u, c, s = normalize(x, m)
             v, logit = self.model(u, m)
-            out_xy[r] = (c + s * v).cpu().numpy()
+            net = (c + s * v).cpu().numpy()
+            if detected_weight:
+                keep = present[r][..., None]
+                net = np.where(keep, detected_weight * np.nan_to_num(xy[r]) + (1 - detected_weight) * net, net)
+            out_xy[r] = net
             out_conf[r] = torch.sigmoid(logit).cpu().numpy()
         return out_xy, out_conf
