@@ -49,7 +49,7 @@ def lift(
     formats: List[str] = typer.Option(["npz"], "--format", "-f", help="Pose file format(s): npz, json, csv."),
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="Read 2D keypoints from this file (our npz or an mmpose prediction JSON) instead of detecting."),
     video: bool = typer.Option(True, "--video/--no-video", help="Write the overlay video."),
-    refine: bool = typer.Option(False, "--refine", help="Temporal refinement (needs a pipeline with a [refiner])."),
+    refine: bool = typer.Option(False, "--refine", help="Temporal refinement (needs a pipeline with a refiner table, e.g. body17-refine)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     device: str = Device,
     quiet: bool = Quiet,
