@@ -192,11 +192,11 @@ def test_finetune_resumes_after_a_kill_to_the_same_result(synthetic, monkeypatch
     real = losses.temporal_smoothness_loss
     count = {"n": 0}
 
-    def interrupt_in_epoch_2(seq, order=2):
+    def interrupt_in_epoch_2(seq, order=2, frame_scale=None):
         count["n"] += 1
         if count["n"] == FAST["steps_per_epoch"] + 5:
             raise KeyboardInterrupt
-        return real(seq, order)
+        return real(seq, order, frame_scale)
 
     monkeypatch.setattr(losses, "temporal_smoothness_loss", interrupt_in_epoch_2)
     out = d / "resumed.safetensors"

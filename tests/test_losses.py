@@ -229,3 +229,13 @@ def test_reference_bone_lengths_from_human36m():
     assert 0.40 < thigh < 0.50                                        # metres
     s1 = losses.reference_bone_lengths(DATA, subjects=("S1",))
     assert not np.allclose(ref, s1) and np.abs(ref - s1).max() < 0.05
+
+
+def test_temporal_term_scaled_to_a_reference_rate_measures_the_same_motion():
+    t50 = torch.arange(0, 2, 1 / 50.0, dtype=torch.float64)
+    motion = lambda t: (0.7 * t**2)[:, None, None].expand(-1, 17, 3)  # noqa: E731  constant acceleration
+    at50 = losses.temporal_smoothness_loss(motion(t50)[None])
+    at10 = losses.temporal_smoothness_loss(motion(t50[::5])[None])
+    assert at10 == pytest.approx(25 * at50.item(), rel=1e-9)
+    scaled = losses.temporal_smoothness_loss(motion(t50[::5])[None], frame_scale=torch.tensor([(10 / 50.0) ** 2], dtype=torch.float64))
+    assert scaled.item() == pytest.approx(at50.item(), rel=1e-9)

@@ -8,7 +8,8 @@ the 3D plausible. Per training window of ``window`` consecutive frames::
 
     loss = w_reproj    * reprojection error / 2D size of the person (dimensionless)
          + w_bone      * bone-length prior (left/right symmetry + reference lengths), m
-         + w_temporal  * acceleration of the joints, m/frame^2
+         + w_temporal  * acceleration of the joints, m/frame^2 at 50 fps (a clip at another
+                         frame rate is scaled by (fps / 50)^2, so the term measures the same motion)
          + w_anchor    * distance to the base model's output for the same input, m
 
 Camera: the clips are uncalibrated. Intrinsics are a pinhole camera with the principal
@@ -68,6 +69,10 @@ from wsgcn_cli.camera import default_intrinsics, estimate_root_translation, proj
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.train import losses
 from wsgcn_cli.train.common import machine_description, save_checkpoint
+
+
+#: The temporal term measures accelerations per frame at this rate (Human3.6M's).
+TEMPORAL_FPS = 50.0
 
 
 @dataclass
@@ -193,6 +198,7 @@ class _Frames:
     f: np.ndarray         # (N, 2) px
     c: np.ndarray         # (N, 2) px
     size: np.ndarray      # (N, 2) width, height px
+    fps: np.ndarray       # (N,) frame rate of the clip
     clip: np.ndarray      # (N,) clip index
     observed: np.ndarray  # (N, 17) joint is one keypoint of the clip's detector layout
     valid: np.ndarray     # (N,) all joints present
@@ -213,7 +219,8 @@ def _gather_frames(clips, focal, fov_deg, holdout, chunk_frames) -> tuple[_Frame
         t = kp.num_frames
         held = split_holdout(t, holdout, chunk_frames)
         parts.append(dict(kp=kp.xy, score=kp.score, f=np.tile(f, (t, 1)), c=np.tile(c, (t, 1)),
-                          size=np.tile([kp.width, kp.height], (t, 1)), clip=np.full(t, i),
+                          size=np.tile([kp.width, kp.height], (t, 1)), fps=np.full(t, float(kp.fps or TEMPORAL_FPS)),
+                          clip=np.full(t, i),
                           observed=np.tile(observed_joints(clip.raw_layout), (t, 1)), valid=clip.valid, held=held))
         info.append({"clip": clip.name, "frames": int(t), "usable_frames": int(clip.valid.sum()),
                      "heldout_frames": int((held & clip.valid).sum()),
@@ -398,6 +405,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
     F = torch.from_numpy(frames.f.astype(np.float32)).to(dev)
     C = torch.from_numpy(frames.c.astype(np.float32)).to(dev)
     S = losses.keypoint_scale(KP)
+    FRAME_SCALE = torch.from_numpy(((frames.fps / TEMPORAL_FPS) ** 2).astype(np.float32)).to(dev)
     BASE = torch.from_numpy(base_raw).to(dev)
 
     ref_source = cfg.bone_reference
@@ -485,7 +493,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
                     root = losses.estimated_root(pred, kp, f, c, weights=w)
                     l_rep = losses.reprojection_loss(pred, root, kp, f, c, weights=w, scale=S[idx])
                     l_bone = losses.bone_length_loss(pred, reference_t)
-                    l_temp = losses.temporal_smoothness_loss(pred)
+                    l_temp = losses.temporal_smoothness_loss(pred, frame_scale=FRAME_SCALE[idx[:, 0]])
                     l_anchor = losses.anchor_loss(pred, BASE[idx])
                     loss = (cfg.w_reproj * l_rep + cfg.w_bone * l_bone + cfg.w_temporal * l_temp
                             + cfg.w_anchor * l_anchor)

@@ -260,12 +260,16 @@ def bone_length_loss(pose: torch.Tensor, reference=None, symmetry_weight: float 
 
 # -- time ---------------------------------------------------------------------------------
 
-def temporal_smoothness_loss(seq: torch.Tensor, order: int = 2) -> torch.Tensor:
+def temporal_smoothness_loss(seq: torch.Tensor, order: int = 2, frame_scale=None) -> torch.Tensor:
     """Mean norm of the ``order``-th time difference of pose sequences (B, T, J, 3).
 
     ``order=1``: velocity (metres/frame); ``order=2`` (default): acceleration
     (metres/frame²), zero for any motion at constant velocity. Consecutive entries along
     T must be consecutive frames of one person. Needs T > order.
+
+    ``frame_scale``: optional (B,) factor per sequence applied to the differences; to
+    express them per frame of a reference rate, pass ``(fps / fps_ref) ** order`` (the
+    same motion filmed at 10 fps has 25 times the per-frame acceleration it has at 50 fps).
     """
     if seq.ndim < 3 or seq.shape[-3] <= order:
         raise WsgcnError(f"temporal smoothness of order {order} needs (B, T, J, 3) with T > {order}, "
@@ -273,7 +277,11 @@ def temporal_smoothness_loss(seq: torch.Tensor, order: int = 2) -> torch.Tensor:
     d = seq
     for _ in range(order):
         d = d[..., 1:, :, :] - d[..., :-1, :, :]
-    return torch.linalg.vector_norm(d, dim=-1).mean()
+    norm = torch.linalg.vector_norm(d, dim=-1)
+    if frame_scale is not None:
+        norm = norm * torch.as_tensor(frame_scale, dtype=norm.dtype, device=norm.device).reshape(
+            (-1,) + (1,) * (norm.ndim - 1))
+    return norm.mean()
 
 
 def anchor_loss(pred: torch.Tensor, base_pred: torch.Tensor,
