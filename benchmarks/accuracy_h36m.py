@@ -14,7 +14,6 @@ Writes ``benchmarks/results/accuracy_h36m.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ def main():
     args = parser.parse_args()
 
     from wsgcn_cli import api
+    from wsgcn_cli.io.atomic import write_json
 
     results = {}
     for w in args.weights:
@@ -48,9 +48,7 @@ def main():
             }
             print(f"{Path(w).name:40s} 2D {source}: MPJPE {r['mpjpe_mm']:6.2f} mm, P-MPJPE {r['p_mpjpe_mm']:6.2f} mm "
                   f"({r['frames']} samples) targets {target} met: {met}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"stride": args.stride, "results": results}, indent=2))
+    write_json(args.out, {"stride": args.stride, "results": results})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ placeholder weights are not mistaken for those of the trained ones.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -86,7 +85,7 @@ def main():
 
     from wsgcn_cli import weights as wio
     from wsgcn_cli.data.clips import cache_path
-    from wsgcn_cli.io.atomic import atomic_write
+    from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.train.finetune import FinetuneConfig, finetune, split_holdout
 
     t_start = time.time()
@@ -140,11 +139,7 @@ def main():
                   "held-out frames: the finetune hold-out chunks, never trained on."),
         "machine": f"{platform.machine()} {platform.processor()}", "wall_s": round(time.time() - t_start, 1),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=2))
-    print(f"wrote {out} ({time.time() - t_start:.0f} s)")
+    print(f"wrote {write_json(args.out, report)} ({time.time() - t_start:.0f} s)")
 
 
 if __name__ == "__main__":

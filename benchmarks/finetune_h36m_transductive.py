@@ -22,7 +22,6 @@ Writes ``benchmarks/results/finetune_h36m_transductive.json`` (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -89,7 +88,7 @@ def main(argv=None) -> int:
     from wsgcn_cli.camera import load_h36m_cameras
     from wsgcn_cli.data import h36m
     from wsgcn_cli.errors import WsgcnError
-    from wsgcn_cli.io.atomic import atomic_write
+    from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.lifter import Lifter
     from wsgcn_cli.train.finetune import FinetuneConfig, finetune, split_holdout
     from wsgcn_cli.train.refine import sequence_bounds
@@ -142,11 +141,7 @@ def main(argv=None) -> int:
                   "per action then averaged; our copy lacks the 3D of S9 'Discussion 1'."),
         "machine": f"{platform.machine()} {platform.processor()}", "wall_s": round(time.time() - t_start, 1),
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=2))
-    print(f"wrote {path} ({time.time() - t_start:.0f} s)")
+    print(f"wrote {write_json(args.out, report)} ({time.time() - t_start:.0f} s)")
     return 0
 
 

@@ -16,7 +16,6 @@ Writes ``benchmarks/results/pipeline_speed.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -63,6 +62,7 @@ def main():
     args = parser.parse_args()
 
     from wsgcn_cli import pipeline as pipelines
+    from wsgcn_cli.io.atomic import write_json
 
     spec = pipelines.load(args.pipeline, kind="lift")
     det_opts = {k: v for k, v in spec.get("detector", {}).items() if k != "name"}
@@ -84,8 +84,7 @@ def main():
         "all_detection_seconds": [t for t, _ in det_runs], "all_lift_seconds": [t for t, _ in lift_runs],
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"detection alone: {result['detection_fps']:.1f} frames/s; whole lift: {result['lift_fps']:.1f} "
           f"frames/s; whole pipeline costs {result['lift_overhead_percent']:+.1f} % over detection alone")
 

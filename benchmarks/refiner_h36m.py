@@ -24,7 +24,6 @@ Writes ``benchmarks/results/refiner_h36m.json`` (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -88,7 +87,7 @@ def main(argv=None):
 
     from wsgcn_cli.data import h36m
     from wsgcn_cli.errors import WsgcnError
-    from wsgcn_cli.io.atomic import atomic_write
+    from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.lifter import Lifter
     from wsgcn_cli.models.refiner import TemporalRefiner
     from wsgcn_cli.train.refine import evaluate_refined
@@ -128,10 +127,7 @@ def main(argv=None):
             "window": refiner.window, "overlap": refiner.overlap, "refiner_flip_test": refiner.flip_test,
             "results": results,
         }
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out) as tmp:
-            Path(tmp).write_text(json.dumps(report, indent=2))
+        write_json(args.out, report)
         if args.card:
             print(f"wrote {write_card(Path(args.refiner), report)}")
     except WsgcnError as e:

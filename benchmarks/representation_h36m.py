@@ -143,7 +143,7 @@ def main():
 
     from wsgcn_cli.data import h36m
     from wsgcn_cli.evaluate import evaluate
-    from wsgcn_cli.io.atomic import atomic_write
+    from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.lifter import Lifter
     from wsgcn_cli.models.representation import RepresentationModel
     from wsgcn_cli.train.representation import drop_joints, with_sh
@@ -219,9 +219,7 @@ def main():
                                                 w_det)
         print("body3d_demo:", json.dumps(result["body3d_demo"]), flush=True)
     result.update(wall_s=round(time.time() - t0, 1), machine=f"{platform.machine()}", python=platform.python_version())
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     if args.card:
         print(f"wrote {write_card(Path(args.weights), result)}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.io.atomic import atomic_open, atomic_write
+from wsgcn_cli.io.atomic import atomic_open, atomic_write, write_json
 from wsgcn_cli.io.video import DEFAULT_FOLDER_FPS, VideoWriter, open_frames
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sports2d_clip.mp4"
@@ -209,3 +209,13 @@ def test_atomic_write(tmp_path):
         np.savez(tmp, a=np.arange(3))
     assert np.load(tmp_path / "b.npz")["a"].tolist() == [0, 1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.npz"]
+
+
+def test_write_json_creates_parents_and_writes_nothing_for_unserialisable_data(tmp_path):
+    import json
+
+    out = write_json(tmp_path / "a" / "b.json", {"mpjpe_mm": 1.5})
+    assert json.loads(out.read_text()) == {"mpjpe_mm": 1.5}
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "c.json", {"x": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -103,7 +102,7 @@ def evaluate(weights: str, data: str | None = None, source: str = "gt", stride: 
     (see :func:`wsgcn_cli.evaluate.evaluate`).
     """
     from wsgcn_cli.evaluate import evaluate as run_eval, table
-    from wsgcn_cli.io.atomic import atomic_write
+    from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.lifter import Lifter
 
     if source not in ("gt", "sh"):
@@ -117,8 +116,7 @@ def evaluate(weights: str, data: str | None = None, source: str = "gt", stride: 
     if not quiet:
         _console(False).print(table(result))
     if json_out:
-        with atomic_write(json_out) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=2))
+        write_json(json_out, result, make_parents=False)
     return result
 
 

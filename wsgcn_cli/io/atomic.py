@@ -112,3 +112,22 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iter
     with atomic_write(path) as temp:
         with open(temp, mode, **open_kwargs) as f:
             yield f
+
+
+def write_json(path: str | os.PathLike, obj, make_parents: bool = True) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (temporary file, then rename);
+    with ``make_parents`` create the missing parent folders first. Returns the path.
+
+    Raises:
+        WsgcnError: see :func:`create_temp_path` and :func:`commit_temp_path`.
+        TypeError: ``obj`` is not JSON-serialisable (nothing is written).
+    """
+    import json
+
+    path = Path(path)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=2)
+    with atomic_write(path) as tmp:
+        Path(tmp).write_text(text)
+    return path
