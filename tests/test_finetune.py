@@ -314,3 +314,20 @@ def test_weak_protocol_runs_and_records_its_setting(tmp_path, root):
         WeakConfig.from_pipeline(spec, {"unlabelled_subjects": ["S1", "S5"]})
     with pytest.raises(WsgcnError):
         WeakConfig.from_pipeline(spec, {"unlabelled_subjects": ["S9"]})
+
+
+def test_cli_finetune_uses_the_library_defaults_and_rejects_bad_options(synthetic):
+    import subprocess
+    import sys
+
+    d, _, _ = synthetic
+    cmd = [sys.executable, "-m", "wsgcn_cli", "finetune", str(d / "walk.npz"), "-w", str(d / "base.safetensors"),
+           "--focal", str(FOCAL), "--epochs", "1", "--device", "cpu", "--quiet"]
+    r = subprocess.run(cmd + ["-o", str(d / "cli.safetensors")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    cfg = wio.load(d / "cli.safetensors")[1]["finetune"]["config"]
+    assert (cfg["lr"], cfg["adapt"]) == (3e-4, "norm_bias")
+    r = subprocess.run(cmd + ["-o", str(d / "bad.safetensors"), "--adapt", "some"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error: unknown parameter set")
+    assert not (d / "bad.safetensors").exists()

@@ -116,7 +116,8 @@ def finetune(
     fov: float = typer.Option(55.0, "--fov", help="Assumed field of view of the longer image side, degrees, when --focal is not given."),
     epochs: int = typer.Option(20, "--epochs", help="At most this many epochs (early stopping on held-out frames)."),
     holdout: float = typer.Option(0.2, "--holdout", help="Fraction of each clip held out, in contiguous chunks (0: no early stopping)."),
-    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default 3e-4; about 1e-5 with --adapt all)."),
+    adapt: str = typer.Option("norm_bias", "--adapt", help="Weights that change: norm_bias (normalisation affine parameters and biases) or all."),
     pipeline: str = typer.Option("body17", "--pipeline", "-p", help="Lift pipeline whose detector and 2D stage make the 2D."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Folder for the cached 2D (default: beside each clip)."),
     data: Optional[str] = Data,
@@ -127,9 +128,10 @@ def finetune(
     """Adapt the lifter to unlabelled footage (self-supervised; resumable): writes NEW.safetensors and NEW.md."""
     from wsgcn_cli import api
 
+    options = {"adapt": adapt} | ({"lr": lr} if lr is not None else {})
     api.finetune(clips, weights=weights, out=out, focal=focal, fov_deg=fov, epochs=epochs, holdout=holdout,
-                 lr=lr, pipeline=pipeline, cache_dir=cache_dir, data=data, overwrite=overwrite, device=device,
-                 quiet=quiet)
+                 pipeline=pipeline, cache_dir=cache_dir, data=data, overwrite=overwrite, device=device,
+                 quiet=quiet, **options)
 
 
 def main():
