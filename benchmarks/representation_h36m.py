@@ -141,14 +141,13 @@ def main():
 
     import numpy as np
 
+    from wsgcn_cli import pipeline
     from wsgcn_cli.data import h36m
     from wsgcn_cli.evaluate import evaluate
     from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.lifter import Lifter
     from wsgcn_cli.models.representation import RepresentationModel
     from wsgcn_cli.train.representation import drop_joints, with_sh
-
-    from wsgcn_cli import pipeline
 
     t0 = time.time()
     w_det = args.detected_weight
