@@ -170,3 +170,10 @@ def test_image_input(tmp_path):
     z = np.load(tmp_path / "frame.wsgcn.npz")
     assert z["keypoints_3d"].shape == (1, 17, 3) and float(z["fps"]) == 0.0
     assert (tmp_path / "frame.overlay.png").is_file()
+
+
+def test_usage_errors_print_usage_not_a_traceback():
+    for args in (("eval", "--weights", "x"), ("lift",), ("finetune", "clip.mp4")):
+        r = wsgcn(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "Usage: " in r.stderr and "Error: " in r.stderr, r.stderr

@@ -134,6 +134,19 @@ def finetune(
                  quiet=quiet, **options)
 
 
+def _is_usage_error(e: Exception) -> bool:
+    """True for click's ClickException: typer >= 0.26 vendors click (its exceptions derive
+    from ``typer.TyperException``), older typer uses the click package."""
+    bases = [getattr(typer, "TyperException", None)]
+    try:
+        import click
+
+        bases.append(click.exceptions.ClickException)
+    except ImportError:
+        pass
+    return any(b is not None and isinstance(e, b) for b in bases) and hasattr(e, "show")
+
+
 def main():
     """Console-script entry point: runs the app, turning user errors into one line."""
     # OpenMP threads that sleep instead of spinning at barriers: on a 2-core machine
@@ -152,10 +165,8 @@ def main():
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(1)
-    except Exception as e:  # click usage errors carry their own formatting
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # usage errors (unknown option, missing argument) carry their own text
+        if _is_usage_error(e):
             e.show()
             sys.exit(e.exit_code)
         raise
