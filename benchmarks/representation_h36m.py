@@ -82,15 +82,24 @@ def body3d_demo(weights: Path, data_root: Path, work: Path, rep_lifter: Path | N
     from wsgcn_cli import api, metrics, pipeline
 
     gt3d, gt2d, _ = ground_truth(data_root)
-    base = pipeline.load("body17")
+    assert pipeline.load("body17")["representation"]["kind"] == "geometric"
     outs = {}
     r = api.lift(VIDEO, pipeline="body17", out_dir=work / "geometric", video=False, overwrite=True, quiet=True)
     outs["geometric"] = np.load(r["outputs"]["npz"])
-    text = (pipeline.PIPELINE_DIR / "body17.toml").read_text()
-    assert 'kind = "geometric"' in text and base["representation"]["kind"] == "geometric"
+    # the shipped body17-network pipeline with these weights and this detected_weight
+    lines, section = [], ""
+    for line in (pipeline.PIPELINE_DIR / "body17-network.toml").read_text().splitlines():
+        section = line.strip() if line.startswith("[") else section
+        key = line.split("=")[0].strip()
+        if section == "[representation]" and key == "weights":
+            line = f'weights = "{weights}"'
+        elif section == "[representation]" and key == "detected_weight":
+            line = f"detected_weight = {detected_weight}"
+        lines.append(line)
     pipe = work / "body17-network.toml"
-    pipe.write_text(text.replace('kind = "geometric"', f'kind = "network"\nweights = "{weights}"\n'
-                                 f'detected_weight = {detected_weight}'))
+    pipe.write_text("\n".join(lines) + "\n")
+    spec = pipeline.load(str(pipe))["representation"]
+    assert (spec["kind"], spec["weights"], spec["detected_weight"]) == ("network", str(weights), detected_weight)
     keypoints = r["outputs"]["npz"]
     r = api.lift(VIDEO, pipeline=str(pipe), out_dir=work / "network", keypoints=keypoints,
                  video=False, overwrite=True, quiet=True)

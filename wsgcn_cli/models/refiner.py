@@ -42,7 +42,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from wsgcn_cli import codec
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.skeletons import H36M17
 
 JOINTS = 17
 
@@ -98,14 +100,10 @@ class FlipTestRefiner(nn.Module):
 
     def __init__(self, refiner: nn.Module):
         super().__init__()
-        from wsgcn_cli.skeletons import H36M17
-
         self.refiner = refiner
         self.register_buffer("perm", torch.as_tensor(H36M17.flip_permutation()), persistent=False)
 
     def forward(self, pose3d: torch.Tensor, x2d: torch.Tensor) -> torch.Tensor:
-        from wsgcn_cli import codec
-
         b = pose3d.shape[0]
         perm = self.perm.to(pose3d.device)
         y = self.refiner(torch.cat([pose3d, codec.flip_3d(pose3d, perm)]),
