@@ -1,30 +1,32 @@
-"""Does the 2D pose representation network give the lifter better 2D? (issue 4's targets)
+"""Does the 2D pose representation network give the lifter better 2D and 3D? (issue 4's targets)
+
+Measures a lift pipeline with the network (default ``body17-network``: the network, its
+``detected_weight`` and its lifter, read from the pipeline file) against ``body17`` (the
+geometric mapping and the detected-2D lifter, what ``lift`` runs by default):
 
 1. Human3.6M S9/S11 with Stacked-Hourglass detections: mean 2D error (px, 17 joints,
    against the projected ground truth) of the raw detections (``adjust=False`` mapping:
    SH joints as they are, Neck/Nose on the thorax-head segment), of the geometric
-   mapping that ``lift`` applies without the network, and of the network's output.
-2. The lifter's MPJPE / P-MPJPE (shipped detected-2D weights, flip test, per-action
-   averages) with the geometric 2D and with the network's 2D.
+   mapping, and of the network's output (as the pipeline mixes it, and alone).
+2. MPJPE / P-MPJPE (flip test, per-action averages): ``body17``'s lifter on the
+   geometric 2D; the pipeline's lifter on the network's output (with the network's
+   confidences when that lifter reads them); ``body17``'s lifter on the network's output.
 3. 30 % of the input joints dropped at random. Through the 2D stage as ``lift`` runs it
    with the network: the dropped joints are interpolated in time per sequence (gap
    filling, at most 10 frames of the evaluated rate), then the network cleans every
    joint and completes those still missing. Also the network alone on each frame (no
-   gap filling), and the lifter alone with gap filling only (frames still incomplete
-   are left out and counted).
+   gap filling: single images), and ``body17``'s lifter alone with gap filling only
+   (frames still incomplete are left out and counted). Rises are over complete input
+   through the same path.
 4. ``../shared/data/videos/body3d_demo.mp4`` (Human3.6M S11 "WalkDog 1", camera
-   60457274): BlazePose -> geometric mapping vs -> network, 2D error on the 12 limb
-   joints and all 17 against the projected ground truth, and the 3D error of ``lift``.
+   60457274): ``lift`` with ``body17`` and with the pipeline, 2D error on the 12 limb
+   joints and all 17 against the projected ground truth, and the 3D error.
 
-    python benchmarks/representation_h36m.py [--stride 5] [--weights ...] [--lifter ...]
-        [--detected-weight W]
+    python benchmarks/representation_h36m.py [--pipeline body17-network] [--stride 5] [--card]
 
-``--detected-weight`` (default: the ``body17-network`` pipeline's) mixes the detected
-joints into the network's output (see :class:`wsgcn_cli.stages.Representation`); the
-network's own output (weight 0) is measured beside it.
-
-Writes ``benchmarks/results/representation_h36m.json``. Every ``--stride``-th frame of
-every camera is used (1: all frames).
+Writes ``benchmarks/results/representation_h36m.json`` (``--card``: also the model cards
+of the pipeline's network and, if it was trained with it, its lifter). Every
+``--stride``-th frame of every camera is used (1: all frames).
 """
 
 from __future__ import annotations
@@ -70,49 +72,29 @@ def gap_filled(data, kp, max_gap=10):
     return out
 
 
-def lifted(lifter, data, kp, evaluate, with_sh):
-    r = evaluate(lifter, source="sh", data=with_sh(data, kp))
+def lifted(lifter, data, kp, evaluate, with_sh, score=None):
+    """MPJPE etc. of ``lifter`` on 2D ``kp`` for ``data``'s samples (``score``: confidences
+    for a lifter that reads them)."""
+    if not getattr(lifter, "confidence_input", False):
+        score = None
+    r = evaluate(lifter, source="sh", data=with_sh(data, kp), score=score)
     return {k: r[k] for k in ("mpjpe_mm", "p_mpjpe_mm", "frames", "skipped_no_2d")}
 
 
-def body3d_demo(weights: Path, data_root: Path, work: Path, rep_lifter: Path | None = None,
-                detected_weight: float = 0.0):
+def body3d_demo(pipe: str, baseline: str, data_root: Path, work: Path):
+    """2D and 3D errors of ``lift`` on body3d_demo.mp4 with the ``baseline`` pipeline and
+    with ``pipe`` (the baseline's 2D keypoints are reused, so both see the same detections)."""
     import numpy as np
 
-    from wsgcn_cli import api, metrics, pipeline
+    from wsgcn_cli import api, metrics
 
     gt3d, gt2d, _ = ground_truth(data_root)
-    assert pipeline.load("body17")["representation"]["kind"] == "geometric"
     outs = {}
-    r = api.lift(VIDEO, pipeline="body17", out_dir=work / "geometric", video=False, overwrite=True, quiet=True)
+    r = api.lift(VIDEO, pipeline=baseline, out_dir=work / "geometric", video=False, overwrite=True, quiet=True)
     outs["geometric"] = np.load(r["outputs"]["npz"])
-    # the shipped body17-network pipeline with these weights and this detected_weight
-    lines, section = [], ""
-    for line in (pipeline.PIPELINE_DIR / "body17-network.toml").read_text().splitlines():
-        section = line.strip() if line.startswith("[") else section
-        key = line.split("=")[0].strip()
-        if section == "[representation]" and key == "weights":
-            line = f'weights = "{weights}"'
-        elif section == "[representation]" and key == "detected_weight":
-            line = f"detected_weight = {detected_weight}"
-        lines.append(line)
-    pipe = work / "body17-network.toml"
-    pipe.write_text("\n".join(lines) + "\n")
-    spec = pipeline.load(str(pipe))["representation"]
-    assert (spec["kind"], spec["weights"], spec["detected_weight"]) == ("network", str(weights), detected_weight)
-    keypoints = r["outputs"]["npz"]
-    r = api.lift(VIDEO, pipeline=str(pipe), out_dir=work / "network", keypoints=keypoints,
+    r = api.lift(VIDEO, pipeline=pipe, out_dir=work / "network", keypoints=r["outputs"]["npz"],
                  video=False, overwrite=True, quiet=True)
     outs["network"] = np.load(r["outputs"]["npz"])
-    if rep_lifter is not None:
-        pipe2 = work / "body17-network-rep-lifter.toml"
-        lines = pipe.read_text().splitlines()
-        at = lines.index("[lifter]") + 1
-        lines[at] = f'weights = "{rep_lifter}"'
-        pipe2.write_text("\n".join(lines) + "\n")
-        r = api.lift(VIDEO, pipeline=str(pipe2), out_dir=work / "network_rep_lifter", keypoints=keypoints,
-                     video=False, overwrite=True, quiet=True)
-        outs["network_rep_lifter"] = np.load(r["outputs"]["npz"])
     result = {}
     for name, z in outs.items():
         err2d = np.linalg.norm(z["keypoints_2d"] - gt2d, axis=-1)
@@ -134,18 +116,15 @@ def body3d_demo(weights: Path, data_root: Path, work: Path, rep_lifter: Path | N
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=str(REPO / "weights" / "pose_representation_h36m.safetensors"))
-    parser.add_argument("--lifter", default=str(REPO / "weights" / "semgcn_nl_h36m_det2d.safetensors"))
-    parser.add_argument("--rep-lifter", default=str(REPO / "weights" / "semgcn_nl_h36m_rep2d.safetensors"),
-                        help="a lifter trained for the network's output (pipelines/train-semgcn-rep.toml), "
-                        "measured beside --lifter when the file exists")
+    parser.add_argument("--pipeline", default="body17-network",
+                        help="lift pipeline with [representation] kind = \"network\" (name or .toml)")
+    parser.add_argument("--baseline", default="body17", help="lift pipeline without the network to compare with")
     parser.add_argument("--data", default=str(SHARED / "h36m"))
     parser.add_argument("--stride", type=int, default=5)
     parser.add_argument("--drop", type=float, default=0.3)
-    parser.add_argument("--detected-weight", type=float, default=None,
-                        help="weight of the detected joints in the output (default: pipelines/body17-network.toml's)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "representation_h36m.json"))
-    parser.add_argument("--card", action="store_true", help="also write the weights' model card from these results")
+    parser.add_argument("--card", action="store_true", help="also write the model cards of the pipeline's weights "
+                        "(the network's and, if trained with it, the lifter's)")
     args = parser.parse_args()
 
     import numpy as np
@@ -159,139 +138,140 @@ def main():
     from wsgcn_cli.train.representation import drop_joints, with_sh
 
     t0 = time.time()
-    w_det = args.detected_weight
-    if w_det is None:
-        w_det = float(pipeline.load("body17-network")["representation"].get("detected_weight", 0.0))
-    rep = RepresentationModel.from_weights(args.weights)
-    lifter = Lifter.from_weights(args.lifter, device="cpu")
+    spec, base_spec = pipeline.load(args.pipeline, kind="lift"), pipeline.load(args.baseline, kind="lift")
+    if spec.get("representation", {}).get("kind") != "network":
+        parser.error(f"pipeline {spec['name']} has no representation network")
+    weights = pipeline.resolve_path(spec["representation"]["weights"], spec)
+    w_det = float(spec["representation"].get("detected_weight", 0.0))
+    rep = RepresentationModel.from_weights(weights)
+    lifter = Lifter.from_weights(pipeline.resolve_path(spec["lifter"]["weights"], spec), device="cpu")
+    base = Lifter.from_weights(pipeline.resolve_path(base_spec["lifter"]["weights"], base_spec), device="cpu")
     data = h36m.load(h36m.TEST_SUBJECTS, args.data, args.stride, with_sh=True)
     ok = np.isfinite(data.kp2d_sh).all(axis=(1, 2))
     geo = data.kp2d_sh
     ones = np.ones(geo.shape[:2], np.float32)
-    net, _ = rep(geo, ones, detected_weight=w_det)
-    net_only, _ = rep(geo, ones)
+    net, conf = rep(geo, ones, detected_weight=w_det)
+    net_only, conf_only = rep(geo, ones)
 
     def px(kp):
         e = np.linalg.norm(kp[ok] - data.kp2d_gt[ok], axis=-1)
         return {"px_17_joints": float(np.nanmean(e)), "px_12_limb_joints": float(np.nanmean(e[:, LIMB_JOINTS]))}
 
     result = {"subjects": list(h36m.TEST_SUBJECTS), "stride": args.stride, "samples": int(ok.sum()),
-              "weights": Path(args.weights).name, "lifter": Path(args.lifter).name, "detected_weight": w_det}
+              "pipeline": spec["name"], "baseline": base_spec["name"], "weights": weights.name,
+              "lifter": Path(spec["lifter"]["weights"]).name, "baseline_lifter": Path(base_spec["lifter"]["weights"]).name,
+              "lifter_reads_confidence": lifter.confidence_input, "detected_weight": w_det}
     result["sh_2d"] = {"raw": px(raw_sh(np.where(ok[:, None, None], geo, 0.0))), "geometric": px(geo),
                        "network": px(net), "network_only": px(net_only)}
     print("2D error (px, 17 joints):", {k: round(v["px_17_joints"], 2) for k, v in result["sh_2d"].items()}, flush=True)
-    result["lifter_sh"] = {"geometric": lifted(lifter, data, geo, evaluate, with_sh),
-                           "network": lifted(lifter, data, net, evaluate, with_sh),
-                           "network_only": lifted(lifter, data, net_only, evaluate, with_sh)}
-    rep_lifter = Lifter.from_weights(args.rep_lifter, device="cpu") if Path(args.rep_lifter).is_file() else None
-    if rep_lifter is not None:
-        result["rep_lifter"] = Path(args.rep_lifter).name
-        result["lifter_sh"]["network_rep_lifter"] = lifted(rep_lifter, data, net, evaluate, with_sh)
-        result["lifter_sh"]["geometric_rep_lifter"] = lifted(rep_lifter, data, geo, evaluate, with_sh)
-    print("lifter MPJPE with SH 2D:", {k: round(v["mpjpe_mm"], 2) for k, v in result["lifter_sh"].items()}, flush=True)
+    result["lifter_sh"] = {"geometric": lifted(base, data, geo, evaluate, with_sh),
+                           "network": lifted(lifter, data, net, evaluate, with_sh, conf),
+                           "network_baseline_lifter": lifted(base, data, net, evaluate, with_sh)}
+    if w_det:
+        result["lifter_sh"]["network_only"] = lifted(lifter, data, net_only, evaluate, with_sh, conf_only)
+    print("MPJPE with SH 2D:", {k: round(v["mpjpe_mm"], 2) for k, v in result["lifter_sh"].items()}, flush=True)
 
     dropped = drop_joints(geo, args.drop, seed=0)
     filled = gap_filled(data, dropped)
-    net_d, _ = rep(filled, ones, detected_weight=w_det)        # the 2D stage as `lift` runs it
-    net_frame, _ = rep(dropped, ones, detected_weight=w_det)   # the network alone, frame by frame
-    result["dropout"] = {
+    net_d, conf_d = rep(filled, ones, detected_weight=w_det)        # the 2D stage as `lift` runs it
+    net_frame, conf_frame = rep(dropped, ones, detected_weight=w_det)   # the network alone, frame by frame
+    d = result["dropout"] = {
         "fraction": args.drop,
-        "network": {**lifted(lifter, data, net_d, evaluate, with_sh), **px(net_d)},
-        "network_per_frame": {**lifted(lifter, data, net_frame, evaluate, with_sh), **px(net_frame)},
-        "lifter_alone_gap_filled": {**lifted(lifter, data, filled, evaluate, with_sh), **px(filled)},
+        "network": {**lifted(lifter, data, net_d, evaluate, with_sh, conf_d), **px(net_d)},
+        "network_per_frame": {**lifted(lifter, data, net_frame, evaluate, with_sh, conf_frame), **px(net_frame)},
+        "lifter_alone_gap_filled": {**lifted(base, data, filled, evaluate, with_sh), **px(filled)},
     }
-    base = result["lifter_sh"]["network"]["mpjpe_mm"]
+    full = result["lifter_sh"]["network"]["mpjpe_mm"]
     for key in ("network", "network_per_frame"):
-        result["dropout"][f"{key}_mpjpe_rise_percent"] = 100 * (result["dropout"][key]["mpjpe_mm"] / base - 1)
-    if rep_lifter is not None:
-        d = result["dropout"]
-        d["network_rep_lifter"] = {**lifted(rep_lifter, data, net_d, evaluate, with_sh), **px(net_d)}
-        d["network_rep_lifter_mpjpe_rise_percent"] = 100 * (
-            d["network_rep_lifter"]["mpjpe_mm"] / result["lifter_sh"]["network_rep_lifter"]["mpjpe_mm"] - 1)
-    base_alone = result["lifter_sh"]["geometric"]["mpjpe_mm"]
-    result["dropout"]["lifter_alone_mpjpe_rise_percent"] = 100 * (
-        result["dropout"]["lifter_alone_gap_filled"]["mpjpe_mm"] / base_alone - 1)
-    print(f"{args.drop:.0%} joints dropped: network {result['dropout']['network']['mpjpe_mm']:.2f} mm "
-          f"({result['dropout']['network_mpjpe_rise_percent']:+.1f} %; network alone per frame "
-          f"{result['dropout']['network_per_frame_mpjpe_rise_percent']:+.1f} %), lifter alone (gap filled) "
-          f"{result['dropout']['lifter_alone_gap_filled']['mpjpe_mm']:.2f} mm "
-          f"({result['dropout']['lifter_alone_mpjpe_rise_percent']:+.1f} %)", flush=True)
-    if rep_lifter is not None:
-        print(f"with {result['rep_lifter']}: SH {result['lifter_sh']['network_rep_lifter']['mpjpe_mm']:.2f} mm, "
-              f"{args.drop:.0%} dropped {result['dropout']['network_rep_lifter']['mpjpe_mm']:.2f} mm "
-              f"({result['dropout']['network_rep_lifter_mpjpe_rise_percent']:+.1f} %)", flush=True)
+        d[f"{key}_mpjpe_rise_percent"] = 100 * (d[key]["mpjpe_mm"] / full - 1)
+    d["lifter_alone_mpjpe_rise_percent"] = 100 * (d["lifter_alone_gap_filled"]["mpjpe_mm"]
+                                                  / result["lifter_sh"]["geometric"]["mpjpe_mm"] - 1)
+    print(f"{args.drop:.0%} joints dropped: 2D stage {d['network']['mpjpe_mm']:.2f} mm "
+          f"({d['network_mpjpe_rise_percent']:+.1f} %); network alone per frame {d['network_per_frame']['mpjpe_mm']:.2f} mm "
+          f"({d['network_per_frame_mpjpe_rise_percent']:+.1f} %); lifter alone (gap filled) "
+          f"{d['lifter_alone_gap_filled']['mpjpe_mm']:.2f} mm ({d['lifter_alone_mpjpe_rise_percent']:+.1f} %)", flush=True)
     if VIDEO.is_file():
         with tempfile.TemporaryDirectory() as work:
-            result["body3d_demo"] = body3d_demo(Path(args.weights).resolve(), Path(args.data), Path(work),
-                                                Path(args.rep_lifter).resolve() if rep_lifter is not None else None,
-                                                w_det)
+            result["body3d_demo"] = body3d_demo(spec["path"], base_spec["path"], Path(args.data), Path(work))
         print("body3d_demo:", json.dumps(result["body3d_demo"]), flush=True)
     result.update(wall_s=round(time.time() - t0, 1), machine=f"{platform.machine()}", python=platform.python_version())
     write_json(args.out, result)
     print(f"wrote {args.out}")
     if args.card:
-        print(f"wrote {write_card(Path(args.weights), result)}")
+        for card in write_cards(weights, pipeline.resolve_path(spec["lifter"]["weights"], spec), result):
+            print(f"wrote {card}")
 
 
 def card_markdown(r: dict) -> str:
     """The benchmark's results as the Markdown of a model card."""
     sh, ls, d = r["sh_2d"], r["lifter_sh"], r["dropout"]
+    conf = " with the network's confidences" if r.get("lifter_reads_confidence") else ""
     lines = [f"Human3.6M S9/S11, every {r['stride']}th frame of every camera ({r['samples']} samples), "
-             "Stacked-Hourglass detections; 2D error against the projected ground truth; lifter "
-             f"`{r['lifter']}` with flip test, per-action averages (`benchmarks/representation_h36m.py`).", "",
-             "| 2D input to the lifter | 2D error, 17 joints (px) | 12 limb joints (px) | MPJPE (mm) | P-MPJPE (mm) |",
-             "|---|---:|---:|---:|---:|",
-             f"| raw SH detections (no adjustment) | {sh['raw']['px_17_joints']:.2f} | "
+             "Stacked-Hourglass detections; 2D error against the projected ground truth; 3D with flip test, "
+             f"per-action averages. `lift --pipeline {r['pipeline']}` (network `{r['weights']}`, lifter "
+             f"`{r['lifter']}`{conf}) against `{r['baseline']}` (geometric mapping, lifter `{r['baseline_lifter']}`); "
+             "`benchmarks/representation_h36m.py`.", "",
+             "| 2D input | lifter | 2D error, 17 joints (px) | 12 limb joints (px) | MPJPE (mm) | P-MPJPE (mm) |",
+             "|---|---|---:|---:|---:|---:|",
+             f"| raw SH detections (no adjustment) | | {sh['raw']['px_17_joints']:.2f} | "
              f"{sh['raw']['px_12_limb_joints']:.2f} | | |"]
     w = r.get("detected_weight", 0.0)
-    for key, label in (("geometric", "geometric mapping (`lift` without the network)"),
-                       ("network_only", "geometric mapping -> this network's output"),
-                       ("network", f"geometric mapping -> this network, detected joints weighted {w:g}")):
-        if key not in ls:
-            continue
-        lines.append(f"| {label} | {sh[key]['px_17_joints']:.2f} | {sh[key]['px_12_limb_joints']:.2f} | "
-                     f"{ls[key]['mpjpe_mm']:.2f} | {ls[key]['p_mpjpe_mm']:.2f} |")
-    if "network_rep_lifter" in ls:
-        lines.append(f"| this network, lifter `{r['rep_lifter']}` trained for it | {sh['network']['px_17_joints']:.2f} | "
-                     f"{sh['network']['px_12_limb_joints']:.2f} | {ls['network_rep_lifter']['mpjpe_mm']:.2f} | "
-                     f"{ls['network_rep_lifter']['p_mpjpe_mm']:.2f} |")
-    lines += ["", f"MPJPE and P-MPJPE use lifter `{r['lifter']}` unless the row names another."]
-    a, n = d["lifter_alone_gap_filled"], d["network"]
+    rows = [("geometric", "geometric", "geometric mapping (`lift` without the network)", r["baseline_lifter"]),
+            ("network", "network", "geometric mapping -> network" + (f", detected joints weighted {w:g}" if w else ""),
+             r["lifter"]),
+            ("network_only", "network_only", "geometric mapping -> network alone", r["lifter"]),
+            ("network", "network_baseline_lifter", "geometric mapping -> network" + (f" ({w:g})" if w else ""),
+             r["baseline_lifter"])]
+    for key2d, key3d, label, lifter in rows:
+        if key3d in ls:
+            lines.append(f"| {label} | `{lifter}` | {sh[key2d]['px_17_joints']:.2f} | {sh[key2d]['px_12_limb_joints']:.2f} | "
+                         f"{ls[key3d]['mpjpe_mm']:.2f} | {ls[key3d]['p_mpjpe_mm']:.2f} |")
+    a, n, f = d["lifter_alone_gap_filled"], d["network"], d["network_per_frame"]
     lines += ["", f"With {d['fraction']:.0%} of the input joints dropped at random (rise over complete input "
-              "through the same path; the network rows against the network row above):", "",
+              "through the same path):", "",
               "| | 2D error (px) | MPJPE (mm) | rise over complete input |", "|---|---:|---:|---:|",
-              f"| gap filling, then this network (the 2D stage as `lift` runs it) | {n['px_17_joints']:.2f} | "
-              f"{n['mpjpe_mm']:.2f} | {d['network_mpjpe_rise_percent']:+.1f} % |"]
-    if "network_per_frame" in d:
-        f = d["network_per_frame"]
-        lines.append(f"| this network alone, frame by frame | {f['px_17_joints']:.2f} | {f['mpjpe_mm']:.2f} | "
-                     f"{d['network_per_frame_mpjpe_rise_percent']:+.1f} % |")
-    lines.append(f"| lifter alone, dropped joints interpolated in time (gap filling) | {a['px_17_joints']:.2f} | "
-                 f"{a['mpjpe_mm']:.2f} | {d['lifter_alone_mpjpe_rise_percent']:+.1f} % |")
-    if "network_rep_lifter" in d:
-        nr = d["network_rep_lifter"]
-        lines.append(f"| gap filling, this network, lifter `{r['rep_lifter']}` | {nr['px_17_joints']:.2f} | {nr['mpjpe_mm']:.2f} | "
-                     f"{d['network_rep_lifter_mpjpe_rise_percent']:+.1f} % |")
+              f"| gap filling, then the network (the 2D stage as `lift` runs it on video) | {n['px_17_joints']:.2f} | "
+              f"{n['mpjpe_mm']:.2f} | {d['network_mpjpe_rise_percent']:+.1f} % |",
+              f"| the network alone, frame by frame (single images) | {f['px_17_joints']:.2f} | {f['mpjpe_mm']:.2f} | "
+              f"{d['network_per_frame_mpjpe_rise_percent']:+.1f} % |",
+              f"| lifter `{r['baseline_lifter']}` alone, dropped joints interpolated in time (gap filling) | "
+              f"{a['px_17_joints']:.2f} | {a['mpjpe_mm']:.2f} | {d['lifter_alone_mpjpe_rise_percent']:+.1f} % |"]
     if "body3d_demo" in r:
         b = r["body3d_demo"]
         lines += ["", "`body3d_demo.mp4` (Human3.6M S11 \"WalkDog 1\", camera 60457274; BlazePose full):", "",
-                  "| 2D stage | 12 limb joints (px) | 17 joints (px) | lift MPJPE (mm) | P-MPJPE (mm) |",
+                  "| pipeline | 12 limb joints (px) | 17 joints (px) | lift MPJPE (mm) | P-MPJPE (mm) |",
                   "|---|---:|---:|---:|---:|",
                   f"| raw BlazePose (no adjustment) | {b['raw_blazepose']['px_12_limb_joints']:.2f} | | | |"]
-        for key in [k for k in ("geometric", "network", "network_rep_lifter") if k in b]:
-            lines.append(f"| {key} | {b[key]['px_12_limb_joints']:.2f} | {b[key]['px_17_joints']:.2f} | "
+        for key, name in (("geometric", r["baseline"]), ("network", r["pipeline"])):
+            lines.append(f"| `{name}` | {b[key]['px_12_limb_joints']:.2f} | {b[key]['px_17_joints']:.2f} | "
                          f"{b[key]['mpjpe_mm']:.2f} | {b[key]['p_mpjpe_mm']:.2f} |")
     return "\n".join(lines)
 
 
-def write_card(weights: Path, result: dict) -> Path:
+def write_cards(weights: Path, lifter: Path, result: dict) -> list[Path]:
+    """Model cards of the network and, when it was trained jointly with the network, the lifter."""
+    from wsgcn_cli import weights as wio
     from wsgcn_cli.model_card import write_stage_card
 
-    return write_stage_card(
+    _, meta = wio.load(weights)
+    joint = meta.get("lifter", {}).get("weights") == lifter.name
+    columns = {"epoch": "epoch", "loss": "training loss", "val_in_px": "val SH input (px)", "val_out_px": "val output (px)"}
+    if joint:
+        columns.update(lift_m="training 3D error (m)", val_mpjpe_mm="val MPJPE (mm)",
+                       val_drop_mpjpe_mm="val MPJPE, 30 % dropped, per frame (mm)")
+    md = card_markdown(result)
+    cards = [write_stage_card(
         weights, "2D pose representation network: SemGCN + non-local over the H36M-17 joints, between the "
         "detector (after the geometric layout mapping) and the lifter; cleans every joint and completes missing "
-        "ones, with a per-joint confidence.", card_markdown(result),
-        {"epoch": "epoch", "loss": "training loss", "val_in_px": "val SH input (px)", "val_out_px": "val output (px)"})
+        "ones, with a per-joint confidence."
+        + (f" Trained end to end with the lifter `{lifter.name}`." if joint else ""), md, columns)]
+    if joint:
+        cards.append(write_stage_card(
+            lifter, f"SemGCN + non-local lifter trained end to end with the 2D pose representation network "
+            f"`{weights.name}` (pipeline `train-representation-lifter`); its input is the network's H36M-17 2D "
+            "(root-scale codec) and per-joint confidence, its output root-relative camera coordinates in metres. "
+            f"Use it with that network (`lift --pipeline {result['pipeline']}`).", md, columns))
+    return cards
 
 
 if __name__ == "__main__":

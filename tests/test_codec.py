@@ -54,3 +54,12 @@ def test_flip_is_an_involution_and_swaps_sides():
     assert np.allclose(f[:, 4, 0], -x[:, 1, 0])  # LHip <- mirrored RHip
     y = torch.randn(2, 17, 3)
     assert torch.allclose(codec.flip_3d(codec.flip_3d(y, perm), perm), y)
+
+
+def test_root_scale_torch_matches_numpy_and_is_differentiable():
+    kp = _kp(5, seed=3)
+    x = torch.tensor(kp, requires_grad=True)
+    out = codec.root_scale_normalize_torch(x)
+    assert np.allclose(out.detach().numpy(), codec.root_scale_normalize(kp)[0], atol=1e-5)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()

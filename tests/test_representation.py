@@ -144,3 +144,93 @@ def test_shipped_weights_keep_clean_poses_and_complete_a_hand():
     completed = np.linalg.norm(out[:, 13] - gt[:, 13], axis=-1)
     at_elbow = np.linalg.norm(gt[:, 12] - gt[:, 13], axis=-1)  # naive guess: the wrist at the elbow
     assert np.median(completed) < 0.8 * np.median(at_elbow)
+
+
+def _tiny_lifter_weights(path, in_features=2):
+    from wsgcn_cli import weights
+
+    torch.manual_seed(0)
+    model = build_model("semgcn_nonlocal", hidden=8, num_blocks=1, in_features=in_features)
+    opts = {"hidden": 8, "num_blocks": 1, **({"in_features": 3} if in_features == 3 else {})}
+    meta = {"model": "semgcn_nonlocal", "model_options": opts, "layout": "h36m17", "codec": "root_scale",
+            "output": "root-relative camera coordinates, metres"}
+    if in_features == 3:
+        meta["confidence_input"] = True
+    weights.save(path, model.eval().state_dict(), meta)
+    return path
+
+
+def test_joint_lifter_starts_as_the_original_and_reads_confidences(tmp_path):
+    from wsgcn_cli.lifter import Lifter
+    from wsgcn_cli.train.representation import joint_lifter
+
+    base = Lifter.from_weights(_tiny_lifter_weights(tmp_path / "base.safetensors"), flip_test=False, device="cpu")
+    model, meta = joint_lifter(tmp_path / "base.safetensors", True, "cpu")
+    assert meta["confidence_input"] and meta["model_options"]["in_features"] == 3
+    joint = Lifter(model, "root_scale", flip_test=False, meta=meta)
+    xy = np.repeat(CLEAN[None], 2, axis=0)
+    low = np.full((2, 17), 0.1, np.float32)
+    # zero weights on the new channel: same 3D as the original, whatever the confidences
+    assert np.allclose(joint(xy, score=low), base(xy), atol=1e-5)
+    assert joint.encode(xy).shape == (2, 17, 3) and np.all(joint.encode(xy)[..., 2] == 1.0)
+    assert base.encode(xy, score=low).shape == (2, 17, 2)  # an ordinary lifter ignores them
+    with torch.no_grad():
+        model.body[0].gconv.W[:, 2].fill_(0.5)
+    assert not np.allclose(joint(xy, score=low), joint(xy), atol=1e-4)
+    with pytest.raises(WsgcnError, match="SemGCN lifter"):
+        bad = tmp_path / "screen.safetensors"
+        from wsgcn_cli import weights
+
+        state, m = weights.load(tmp_path / "base.safetensors")
+        weights.save(bad, state, {**m, "codec": "screen"})
+        joint_lifter(bad, True, "cpu")
+
+
+def test_joint_loss_trains_network_and_lifter(tmp_path):
+    from wsgcn_cli.train.representation import joint_lifter, loss_terms
+    from wsgcn_cli.skeletons import H36M17
+
+    torch.manual_seed(0)
+    net = build_model("pose_representation", hidden=16, num_blocks=1)
+    lifter, _ = joint_lifter(_tiny_lifter_weights(tmp_path / "base.safetensors"), True, "cpu")
+    gt = torch.tensor(CLEAN)[None].repeat(4, 1, 1)
+    noisy = gt + torch.randn(4, 17, 2)
+    present = torch.rand(4, 17) > 0.2
+    pose3d = torch.randn(4, 17, 3) * 0.2
+    pose3d = pose3d - pose3d[:, :1]
+    flip = torch.tensor([True, False, True, False])
+    perm = torch.as_tensor(H36M17.flip_permutation())
+    pos, conf, err, lift = loss_terms(net, noisy, present, gt, flip, perm, lifter, pose3d, True)
+    assert err.shape == (4, 17) and float(lift.detach()) > 0
+    (pos + conf + lift).backward()
+    assert net.gcn.head.W.grad.abs().sum() > 0 and lifter.body[0].gconv.W.grad.abs().sum() > 0
+    _, _, _, none = loss_terms(net, noisy, present, gt)
+    assert float(none) == 0.0
+
+
+def test_lift_refuses_a_confidence_lifter_without_the_network(tmp_path):
+    from wsgcn_cli import api
+
+    _tiny_lifter_weights(tmp_path / "conf.safetensors", in_features=3)
+    pipe = tmp_path / "conf.toml"
+    pipe.write_text('[detector]\nname = "mediapipe"\n\n[representation]\nkind = "geometric"\n\n'
+                    f'[lifter]\nweights = "{tmp_path / "conf.safetensors"}"\n')
+    with pytest.raises(WsgcnError, match="reads the 2D representation network's confidences"):
+        api.lift(tmp_path / "missing.mp4", pipeline=str(pipe), quiet=True)
+
+
+def test_joint_loss_with_detected_weight_one_lifts_the_detections(tmp_path):
+    from wsgcn_cli import codec
+    from wsgcn_cli.train.representation import joint_lifter, loss_terms
+
+    torch.manual_seed(0)
+    net = build_model("pose_representation", hidden=16, num_blocks=1).eval()
+    lifter, _ = joint_lifter(_tiny_lifter_weights(tmp_path / "base.safetensors"), False, "cpu")
+    lifter.eval()
+    noisy = torch.tensor(CLEAN)[None].repeat(3, 1, 1) + torch.randn(3, 17, 2)
+    present = torch.ones(3, 17, dtype=torch.bool)
+    pose3d = torch.zeros(3, 17, 3)
+    *_, lift = loss_terms(net, noisy, present, noisy, lifter=lifter, pose3d=pose3d, detected_weight=1.0)
+    with torch.no_grad():
+        direct = torch.linalg.vector_norm(lifter(codec.root_scale_normalize_torch(noisy)), dim=-1).mean()
+    assert torch.allclose(lift.detach(), direct, atol=1e-5)

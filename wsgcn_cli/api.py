@@ -212,6 +212,9 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     lifter_spec = spec["lifter"]
     lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"], spec),
                                  flip_test=lifter_spec.get("flip_test", True), device=device)
+    if lifter.confidence_input and rep.kind != "network":
+        raise WsgcnError(f"lifter {lifter_spec['weights']} reads the 2D representation network's confidences: "
+                         f"use it with [representation] kind = \"network\" (pipeline {spec['name']})")
     net = None
     if rep.kind == "network":
         from wsgcn_cli.models.representation import RepresentationModel

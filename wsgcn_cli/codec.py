@@ -54,6 +54,14 @@ def root_scale_normalize(xy, root: int = ROOT):
     return rel / scale[..., None, None], centre, scale
 
 
+def root_scale_normalize_torch(xy, root: int = ROOT):
+    """:func:`root_scale_normalize` for complete poses in a torch tensor (B, J, 2) pixels
+    -> (B, J, 2) normalised; differentiable (for training through the lifter)."""
+    rel = xy - xy[:, root : root + 1]
+    scale = (rel**2).sum(-1).mean(-1).sqrt().clamp(min=1e-6)
+    return rel / scale[:, None, None]
+
+
 def encode_2d(xy, mode: str, width=None, height=None):
     """Lifter input from pixel keypoints (..., J, 2) in the given codec mode.
 

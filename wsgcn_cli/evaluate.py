@@ -21,7 +21,7 @@ from wsgcn_cli.data import h36m
 
 
 def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
-             stride: int = 1, data: h36m.H36MSamples | None = None) -> dict:
+             stride: int = 1, data: h36m.H36MSamples | None = None, score: np.ndarray | None = None) -> dict:
     """Evaluate ``lifter`` (a :class:`wsgcn_cli.lifter.Lifter`) on Human3.6M.
 
     Args:
@@ -30,6 +30,8 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
             Hourglass detections).
         stride: evaluate every ``stride``-th frame (1 = all frames, the protocol).
         data: already loaded samples (then ``root``/``subjects``/``stride`` are unused).
+        score: (N, 17) keypoint confidences for ``data``'s samples, given to the lifter
+            (read by a ``confidence_input`` lifter, see :class:`wsgcn_cli.lifter.Lifter`).
     Returns:
         dict with ``mpjpe_mm``, ``p_mpjpe_mm``, ``n_mpjpe_mm`` (per-action averages),
         ``per_action`` {action: {mpjpe_mm, p_mpjpe_mm, n_mpjpe_mm, frames}}, ``frames``,
@@ -41,7 +43,10 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
     ok = np.isfinite(kp).all(axis=(1, 2))
     width = data.image_size[ok, 0, None, None].astype(np.float32)
     height = data.image_size[ok, 1, None, None].astype(np.float32)
-    pred = lifter(kp[ok], width, height) * 1000.0
+    if score is None:
+        pred = lifter(kp[ok], width, height) * 1000.0
+    else:
+        pred = lifter(kp[ok], width, height, score=np.asarray(score)[ok]) * 1000.0
     gt = to_metres_root_relative(data.pose3d[ok]) * 1000.0
     per_frame = {
         "mpjpe_mm": metrics.mpjpe(pred, gt),

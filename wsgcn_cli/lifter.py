@@ -4,6 +4,11 @@
 weights' metadata) and applies it to whole sequences in batches. It is used the same
 way by ``lift``, ``eval`` and ``finetune``, so the normalisation can never differ
 between training and use.
+
+A lifter trained together with the 2D pose representation network
+(``wsgcn train train-representation-lifter``) also reads each keypoint's confidence
+as a third input channel (weights metadata ``confidence_input``), so it can rely less
+on joints the network completed than on joints the detector saw.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ class Lifter:
         flip_test: also lift the mirrored pose and average (test-time augmentation,
             as in VideoPose3D); costs one more forward pass.
         meta: the weights' metadata; ``sha256``: the weights file's digest.
+
+    Attributes: ``confidence_input`` (bool, from ``meta``): the model takes (B, 17, 3)
+    input, the normalised 2D and the keypoint confidence in [0, 1].
     """
 
     def __init__(self, model: torch.nn.Module, codec_mode: str, flip_test: bool = True,
@@ -50,6 +58,7 @@ class Lifter:
         self.meta = meta or {}
         self.sha256 = sha256
         self.perm = torch.as_tensor(H36M17.flip_permutation())
+        self.confidence_input = bool(self.meta.get("confidence_input", False))
 
     @classmethod
     def from_weights(cls, path: str | Path, flip_test: bool = True, device: str = "auto",
@@ -70,13 +79,22 @@ class Lifter:
             raise WsgcnError(f"weights {path} do not fit model {meta['model']!r}: {first}")
         return cls(model, meta["codec"], flip_test, resolve_device(device), meta, weights.sha256(path))
 
-    def encode(self, kp2d_px: np.ndarray, width: float | None = None, height: float | None = None):
-        """Pixels (N, 17, 2) -> the model's normalised input (N, 17, 2) float32."""
-        return codec.encode_2d(kp2d_px, self.codec_mode, width, height)
+    def encode(self, kp2d_px: np.ndarray, width: float | None = None, height: float | None = None,
+               score: np.ndarray | None = None):
+        """Pixels (N, 17, 2) -> the model's normalised input, float32: (N, 17, 2), or
+        (N, 17, 3) with the confidences ``score`` (N, 17) in [0, 1] appended for a
+        ``confidence_input`` model (``score`` None: every keypoint counts as detected, 1)."""
+        x = codec.encode_2d(kp2d_px, self.codec_mode, width, height).astype(np.float32)
+        if not self.confidence_input:
+            return x
+        c = np.ones(x.shape[:-1], np.float32) if score is None else np.asarray(score, np.float32)
+        c = np.clip(np.nan_to_num(c, nan=0.0), 0.0, 1.0)
+        return np.concatenate([x, c[..., None]], axis=-1)
 
     @torch.inference_mode()
     def predict_normalized(self, x: torch.Tensor | np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Normalised 2D (N, 17, 2) -> root-relative 3D (N, 17, 3) metres (no NaN allowed)."""
+        """Normalised input (N, 17, C) (see :meth:`encode`) -> root-relative 3D (N, 17, 3)
+        metres (no NaN allowed)."""
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
         perm = self.perm.to(self.device)
         out = []
@@ -91,16 +109,18 @@ class Lifter:
         return torch.cat(out).numpy() if out else np.zeros((0, 17, 3), np.float32)
 
     def __call__(self, kp2d_px: np.ndarray, width: float | None = None,
-                 height: float | None = None) -> np.ndarray:
+                 height: float | None = None, score: np.ndarray | None = None) -> np.ndarray:
         """Lift pixel keypoints (T, 17, 2) -> (T, 17, 3) root-relative camera coordinates, metres.
 
         Frames with any NaN keypoint give NaN 3D (complete them first, see
         :mod:`wsgcn_cli.represent`). ``width``/``height`` (pixels) are needed by the
-        ``"screen"`` codec only.
+        ``"screen"`` codec only. ``score`` (T, 17): keypoint confidences in [0, 1], read
+        by a ``confidence_input`` lifter and ignored by others.
         """
         kp2d_px = np.asarray(kp2d_px, dtype=np.float32)
         ok = np.isfinite(kp2d_px).all(axis=(-1, -2))
         out = np.full(kp2d_px.shape[:-1] + (3,), np.nan, dtype=np.float32)
         if ok.any():
-            out[ok] = self.predict_normalized(self.encode(kp2d_px[ok], width, height))
+            sc = None if score is None else np.asarray(score, np.float32)[ok]
+            out[ok] = self.predict_normalized(self.encode(kp2d_px[ok], width, height, sc))
         return out

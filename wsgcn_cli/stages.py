@@ -74,7 +74,8 @@ class StreamingLift:
 
     Args:
         lifter: a :class:`wsgcn_cli.lifter.Lifter` (or any callable (N,17,2) px ->
-            (N,17,3) m taking ``width``/``height``).
+            (N,17,3) m taking ``width``/``height``); one with ``confidence_input`` also
+            gets ``score=`` (N,17), the 2D stage's confidences.
         layout: the detector's keypoint layout; width, height, fps: of the input.
         rep: the 2D stage's options.
         batch: lift finished frames in batches of this many.
@@ -150,7 +151,10 @@ class StreamingLift:
             xy, score = self.net(xy, score, min_score=self.rep.min_score,
                                  detected_weight=self.rep.detected_weight)
             missing = ~np.isfinite(xy).all(axis=(1, 2))
-        pose3d = self.lifter(xy, self.width, self.height)
+        if getattr(self.lifter, "confidence_input", False):
+            pose3d = self.lifter(xy, self.width, self.height, score=score)
+        else:
+            pose3d = self.lifter(xy, self.width, self.height)
         self._out_xy.extend(xy)
         self._out_score.extend(score)
         self._out_3d.extend(pose3d)

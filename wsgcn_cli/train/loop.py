@@ -59,14 +59,6 @@ class TrainConfig:
     flip: bool = True
     seed: int = 0
     init_weights: str = ""  # start from these weights (fine-tuning)
-    # Train for the 2D representation network's output: each batch's 2D is corrupted
-    # (see wsgcn_cli.train.representation.corrupt; sh_probability picks real SH
-    # detections, else GT + another sample's SH residual) and passed through the
-    # frozen network before the lifter sees it. Needs codec root_scale, source gt+sh.
-    representation: str = ""
-    jitter: float = 0.03
-    drop_max: float = 0.0
-    limb_occlusion: float = 0.0
     out: str = "weights/lifter.safetensors"
     val_stride: int = 25
 
@@ -85,8 +77,6 @@ class TrainConfig:
             raise WsgcnError(f"unknown codec mode {cfg.codec!r}; known: {codec.MODES}")
         if cfg.source not in ("gt", "sh", "gt+sh"):
             raise WsgcnError(f"unknown 2D source {cfg.source!r}; use gt, sh or gt+sh")
-        if cfg.representation and (cfg.codec != "root_scale" or cfg.source != "gt+sh"):
-            raise WsgcnError("training through the representation network needs codec root_scale and source gt+sh")
         return cfg
 
 
@@ -108,20 +98,15 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
     y = torch.from_numpy(codec.to_metres_root_relative(data.pose3d).astype(np.float32))
     x_gt = torch.from_numpy(encode_h36m(data.kp2d_gt, data, cfg.codec))
     x_sh = torch.from_numpy(encode_h36m(data.kp2d_sh, data, cfg.codec)) if cfg.source != "gt" else None
-    px = (torch.from_numpy(data.kp2d_gt), torch.from_numpy(data.kp2d_sh)) if cfg.representation else None
     if x_sh is not None and not torch.isfinite(x_sh).all():
         keep = torch.isfinite(x_sh).all(dim=(1, 2))
         y, x_gt, x_sh = y[keep], x_gt[keep], x_sh[keep]
-        px = (px[0][keep], px[1][keep]) if px is not None else None
     val = h36m.load(h36m.TEST_SUBJECTS, data_root, cfg.val_stride, with_sh=True)
     log(f"data: {len(y)} training samples ({'/'.join(cfg.subjects)}, stride {cfg.stride}, "
         f"2D {cfg.source}), {len(val)} validation samples, loaded in {time.time() - t_load:.0f} s")
     y, x_gt = y.to(dev), x_gt.to(dev)
     x_sh = x_sh.to(dev) if x_sh is not None else None
 
-    through_rep = None
-    if cfg.representation:
-        through_rep = _RepresentationInputs(cfg, px, dev)
     model = build_model(cfg.model, **cfg.model_options).to(dev)
     if cfg.init_weights:
         state, meta = weights.load(cfg.init_weights)
@@ -155,9 +140,7 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * gamma**step
                 idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-                if through_rep is not None:
-                    xb = through_rep(idx, g)
-                elif cfg.source == "sh":
+                if cfg.source == "sh":
                     xb = x_sh[idx]
                 elif cfg.source == "gt+sh":
                     sel = use_sh[s * cfg.batch_size : (s + 1) * cfg.batch_size, None, None]
@@ -202,37 +185,7 @@ def train(cfg: TrainConfig, data_root=None, device: str = "auto", log=print,
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_final": cfg.lr_final,
         "samples_per_epoch": per_epoch, "flip_augmentation": cfg.flip, "seed": cfg.seed,
         "init_weights": cfg.init_weights, "wall_time_s": round(wall, 1),
-        **({"representation": {"weights": Path(cfg.representation).name, "sha256": through_rep.rep.sha256,
-                               "jitter": cfg.jitter, "drop_max": cfg.drop_max,
-                               "limb_occlusion": cfg.limb_occlusion}} if through_rep is not None else {}),
         "machine": machine_description(dev),
         "torch": torch.__version__, "command": command, "history": history,
     }
     return save_trained(out, model, meta, log)
-
-
-class _RepresentationInputs:
-    """Lifter inputs made online: corrupted 2D (pixels) -> frozen representation network
-    -> root-centred, scale-normalised 2D, as ``lift`` feeds the lifter with the network on."""
-
-    def __init__(self, cfg: TrainConfig, px, dev):
-        from wsgcn_cli.models.representation import RepresentationModel
-        from wsgcn_cli.train.representation import RepresentationConfig
-
-        self.rep = RepresentationModel.from_weights(cfg.representation, device=str(dev))
-        self.rep.model.requires_grad_(False)
-        self.gt, self.sh = px[0].to(dev), px[1].to(dev)
-        self.corruption = RepresentationConfig(sh_probability=cfg.sh_probability, jitter=cfg.jitter,
-                                               drop_max=cfg.drop_max, limb_occlusion=cfg.limb_occlusion)
-
-    @torch.no_grad()
-    def __call__(self, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        from wsgcn_cli.models.representation import normalize
-        from wsgcn_cli.train.representation import corrupt
-
-        noisy, present = corrupt(self.gt[idx], self.sh[idx], self.corruption, g)
-        u, c, s = normalize(noisy, present)
-        v, _ = self.rep.model(u, present)
-        rel = s * (v - v[:, :1])  # pixels, root-relative
-        scale = torch.sqrt((rel**2).sum(-1).mean(-1)).clamp(min=1e-6)
-        return rel / scale[:, None, None]
