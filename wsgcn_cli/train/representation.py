@@ -31,7 +31,7 @@ completes and corrects joints the way that helps the 3D most and the lifter lear
 joints to trust: with ``confidence_input`` the lifter also reads the network's
 confidences (a third input channel, initialised to zero weight so training starts from
 the original lifter). This is the end-to-end training of the 2D pose sub-network with the
-2D->3D transformer in 3D Human Pose Machines (Wang et al., TPAMI 2019, sec. 3.4).
+2D->3D transformer in 3D Human Pose Machines (Wang et al., TPAMI 2019).
 
     wsgcn train train-representation [--data ../shared/data/h36m] [--device auto]
     wsgcn train train-representation-lifter
