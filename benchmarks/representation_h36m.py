@@ -73,10 +73,8 @@ def gap_filled(data, kp, max_gap=10):
 
 
 def lifted(lifter, data, kp, evaluate, with_sh, score=None):
-    """MPJPE etc. of ``lifter`` on 2D ``kp`` for ``data``'s samples (``score``: confidences
-    for a lifter that reads them)."""
-    if not getattr(lifter, "confidence_input", False):
-        score = None
+    """MPJPE etc. of ``lifter`` on 2D ``kp`` for ``data``'s samples (``score``: confidences,
+    read by a ``confidence_input`` lifter and ignored by others)."""
     r = evaluate(lifter, source="sh", data=with_sh(data, kp), score=score)
     return {k: r[k] for k in ("mpjpe_mm", "p_mpjpe_mm", "frames", "skipped_no_2d")}
 
@@ -94,8 +92,7 @@ def per_joint_split(lifter, data, ok, full_xy, full_conf, drop_xy, drop_conf, dr
     gt = to_metres_root_relative(data.pose3d[rows]) * 1000.0
     err = {}
     for name, xy, conf in (("complete", full_xy, full_conf), ("dropped", drop_xy, drop_conf)):
-        score = conf[rows] if getattr(lifter, "confidence_input", False) else None
-        err[name] = np.linalg.norm(lifter(xy[rows], score=score) * 1000.0 - gt, axis=-1)
+        err[name] = np.linalg.norm(lifter(xy[rows], score=conf[rows]) * 1000.0 - gt, axis=-1)
     m = miss[rows]
     return {"dropped_joints_mm": {"complete_input": float(err["complete"][m].mean()),
                                   "with_dropout": float(err["dropped"][m].mean())},

@@ -374,13 +374,13 @@ def evaluate_3d(rep: RepresentationModel, lifter, data: h36m.H36MSamples, drop: 
     """The lifter's results (:func:`wsgcn_cli.evaluate.evaluate`, per-action MPJPE etc.)
     on the network's output for the Stacked-Hourglass detections of ``data``, each frame on
     its own, with ``drop`` of the input joints removed at random first; the network's
-    confidences go to a ``confidence_input`` lifter."""
+    confidences go to the lifter (a :class:`wsgcn_cli.lifter.Lifter`, which reads them only
+    if it is a ``confidence_input`` lifter)."""
     from wsgcn_cli.evaluate import evaluate
 
     kp = drop_joints(data.kp2d_sh, drop, seed) if drop > 0 else data.kp2d_sh
     xy, conf = rep(kp, np.ones(kp.shape[:2], np.float32), detected_weight=detected_weight)
-    return evaluate(lifter, source="sh", data=with_sh(data, xy),
-                    score=conf if getattr(lifter, "confidence_input", False) else None)
+    return evaluate(lifter, source="sh", data=with_sh(data, xy), score=conf)
 
 
 def with_sh(data: h36m.H36MSamples, kp2d_sh: np.ndarray) -> h36m.H36MSamples:
