@@ -43,53 +43,100 @@ def _console(quiet: bool):
 
 
 def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: bool = False,
-          evaluate_after: bool = True) -> dict:
-    """Train the lifter described by a train pipeline (name or path).
+          evaluate_after: bool = True, overrides: list[str] | tuple = ()) -> dict:
+    """Train what a train pipeline (name or path) describes.
 
-    Writes the weights (safetensors) named by the pipeline's ``train.out``, a resumable
-    checkpoint beside them while training, and a model card (``.md``) with the
-    training command, data, epochs, wall time, machine and the measured Human3.6M
-    tables (ground-truth and Stacked-Hourglass 2D input). Returns the training summary
-    with the evaluation results under ``"eval"``.
+    ``overrides``: ``"key=value"`` strings (TOML values) replacing ``[train]`` or ``[data]``
+    keys, or any table's with ``"table.key=value"`` (e.g. ``"epochs=2"``, ``"lr=5e-4"``).
+    Writes the weights named by ``train.out``, a resumable checkpoint while training
+    (``runs/<out stem>.ckpt`` unless ``train.checkpoint`` says otherwise), the learning
+    curve (``benchmarks/results/train_curve_<out stem>.json`` and ``.png``) and, for a
+    lifter, a model card (``.md``) with the measured Human3.6M tables (ground-truth and
+    Stacked-Hourglass 2D input). Returns the training summary with the evaluation
+    results under ``"eval"``.
     """
-    from wsgcn_cli.train.loop import TrainConfig, train as run_training
-
-    spec = pipelines.load(pipeline, kind="train")
+    spec = apply_overrides(pipelines.load(pipeline, kind="train"), overrides)
+    console = _console(quiet)
+    command = ("wsgcn train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+               if sys.argv[1:2] == ["train"] else f"wsgcn train {pipeline}")
     if spec.get("task") == "refiner":
         from wsgcn_cli.train.refine import train_from_spec
 
-        return train_from_spec(spec, data=data, device=device, log=_console(quiet).print,
-                               command=f"wsgcn train {pipeline}")
+        return train_from_spec(spec, data=data, device=device, log=console.print, command=command)
     if spec.get("task") == "representation":
         from wsgcn_cli.train.representation import train_from_spec as train_representation
 
         with progress_bar(f"training {spec['name']}", None, quiet) as advance:
-            return train_representation(spec, data=data, device=device, log=_console(quiet).print,
-                                         progress=advance, command=f"wsgcn train {pipeline}")
+            return train_representation(spec, data=data, device=device, log=console.print,
+                                         progress=advance, command=command)
     if spec["train"].get("protocol") == "weak":
         from wsgcn_cli.train.weak import WeakConfig, train_weak as run_training
 
         cfg = WeakConfig.from_pipeline(spec)
+        cfg.out = str(pipelines.resolve_path(cfg.out))
+        if cfg.init_weights:
+            cfg.init_weights = str(pipelines.resolve_path(cfg.init_weights, spec))
+        with progress_bar(f"training {spec['name']}", None, quiet) as advance:
+            summary = run_training(cfg, data_root=data, device=device, log=console.print,
+                                   progress=advance, command=command)
     else:
-        cfg = TrainConfig.from_pipeline(spec)
-    cfg.out = str(pipelines.resolve_path(cfg.out))
-    if cfg.init_weights:
-        cfg.init_weights = str(pipelines.resolve_path(cfg.init_weights, spec))
-    if getattr(cfg, "representation", ""):
-        cfg.representation = str(pipelines.resolve_path(cfg.representation, spec))
-    console = _console(quiet)
-    command = "wsgcn train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["train"] else f"wsgcn train {pipeline}"
-    with progress_bar(f"training {spec['name']}", None, quiet) as advance:
-        summary = run_training(cfg, data_root=data, device=device, log=console.print,
-                               progress=advance, command=command)
-    if evaluate_after:
-        results = {src: evaluate(summary["weights"], data=data, source=src, device=device, quiet=quiet)
-                   for src in ("gt", "sh")}
-        summary["eval"] = results
-        from wsgcn_cli.model_card import write_card
+        from wsgcn_cli.lifter import resolve_device
+        from wsgcn_cli.train.lifter import LifterConfig, LifterTask
+        from wsgcn_cli.train.trainer import Schedule, Trainer
 
-        write_card(summary["weights"], spec, results)
+        schedule, rest = Schedule.split(spec["train"])
+        schedule.out = str(pipelines.resolve_path(schedule.out))
+        for key in ("init_weights", "checkpoint", "curve"):
+            if getattr(schedule, key):
+                setattr(schedule, key, str(pipelines.resolve_path(getattr(schedule, key), spec)))
+        schedule.checkpoint = schedule.checkpoint or str(pipelines.ROOT / "runs" / (Path(schedule.out).stem + ".ckpt"))
+        schedule.curve = schedule.curve or str(pipelines.ROOT / "benchmarks" / "results"
+                                               / f"train_curve_{Path(schedule.out).stem}.json")
+        task = LifterTask(LifterConfig.from_spec(spec, rest), data_root=data, log=console.print)
+        with progress_bar(f"training {spec['name']}", None, quiet) as advance:
+            summary = Trainer(task, schedule, resolve_device(device), log=console.print, progress=advance,
+                              command=command).fit()
+    if evaluate_after and Path(summary["weights"]).is_file():
+        write_lifter_card(summary["weights"], spec, data=data, device=device, quiet=quiet, summary=summary)
     return summary
+
+
+def write_lifter_card(weights: str, pipeline: str | dict, data: str | None = None, device: str = "auto",
+                      quiet: bool = False, summary: dict | None = None) -> dict:
+    """Evaluate lifter weights on Human3.6M S9/S11 (all frames, GT and SH 2D, flip test) and
+    write their model card (``<weights>.md``); returns {source: result}."""
+    from wsgcn_cli.model_card import write_card
+
+    spec = pipelines.load(pipeline, kind="train") if isinstance(pipeline, str) else pipeline
+    results = {src: evaluate(weights, data=data, source=src, device=device, quiet=quiet) for src in ("gt", "sh")}
+    if summary is not None:
+        summary["eval"] = results
+    write_card(weights, spec, results)
+    return results
+
+
+def apply_overrides(spec: dict, overrides) -> dict:
+    """``spec`` with ``key=value`` / ``table.key=value`` overrides applied (values parsed as
+    TOML; a bare word is a string). A bare key goes to ``[train]`` unless only ``[data]``
+    has it. Raises WsgcnError for a malformed override."""
+    import tomllib
+
+    for item in overrides or ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise WsgcnError(f"--set takes key=value, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        table, _, name = key.rpartition(".")
+        if not table:
+            table = "data" if name in spec.get("data", {}) and name not in spec.get("train", {}) else "train"
+        if not isinstance(spec.get(table, {}), dict):
+            raise WsgcnError(f"--set {key}: {table!r} is not a table of the pipeline")
+        spec.setdefault(table, {})[name] = value
+    return spec
 
 
 def evaluate(weights: str, data: str | None = None, source: str = "gt", stride: int = 1,

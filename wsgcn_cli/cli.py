@@ -80,13 +80,14 @@ def render(
 def train(
     pipeline: str = typer.Argument(..., help="Train pipeline name (pipelines/train-*.toml) or path."),
     data: Optional[str] = Data,
+    overrides: List[str] = typer.Option([], "--set", help="Replace a pipeline setting: key=value (train or data key) or table.key=value; repeatable."),
     device: str = Device,
     quiet: bool = Quiet,
 ):
-    """Train a lifter on Human3.6M (resumes from its checkpoint), evaluate it and write its model card."""
+    """Train from a train pipeline (resumes from its checkpoint in runs/), evaluate and write the model card and learning curve."""
     from wsgcn_cli import api
 
-    api.train(pipeline, data=data, device=device, quiet=quiet)
+    api.train(pipeline, data=data, device=device, quiet=quiet, overrides=overrides)
 
 
 @app.command(name="eval")

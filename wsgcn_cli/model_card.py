@@ -17,6 +17,51 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _augmentation_line(meta: dict) -> list[str]:
+    aug = {k: v for k, v in meta.get("augmentation", {}).items() if v and k not in ("flip",)}
+    return [f"- **augmentation**: {', '.join(f'{k} {v}' for k, v in aug.items())}"] if aug else []
+
+
+def _samples_line(meta: dict, hist: list[dict]) -> list[str]:
+    """Samples seen in total (this run plus the weights it continued from) and throughput."""
+    if "samples_seen_total" not in meta:
+        return []
+    rates = [h["samples_per_s"] for h in hist if "samples_per_s" in h]
+    before = meta.get("samples_seen_before", 0)
+    text = f"- **samples seen**: {meta['samples_seen_total'] / 1e6:.2f} M in total"
+    if before:
+        text += (f" ({before / 1e6:.2f} M by `{Path(meta['init_weights']).name}` before this run, which continued "
+                 "from them with a warm restart of the learning-rate schedule)")
+    if rates:
+        text += f"; {sum(rates) / len(rates):.0f} training samples/s"
+    if "best_epoch" in meta:
+        text += f"; kept epoch {meta['best_epoch']} (best validation)"
+    return [text]
+
+
+def _curve_lines(weights_path: Path, meta: dict, hist: list[dict]) -> list[str]:
+    """The training-curve table, old (loss_mm, val_gt_mm, val_sh_mm) or Trainer history."""
+    if not hist:
+        return []
+    if "val_gt_mm" in hist[0]:
+        lines = ["## Training curve (validation: S9/S11 every 25th frame, no flip augmentation)", "",
+                 "| epoch | train MPJPE (mm) | val MPJPE gt-2D (mm) | val MPJPE sh-2D (mm) |", "|---:|---:|---:|---:|"]
+        lines += [f"| {h['epoch']:.0f} | {h['loss_mm']:.2f} | {h['val_gt_mm']:.2f} | {h['val_sh_mm']:.2f} |" for h in hist]
+        return lines + [""]
+    stride = meta.get("val_stride", "")
+    curve = f"../benchmarks/results/train_curve_{weights_path.stem}.json"
+    lines = [f"## Training curve (validation: S9/S11 every {stride}th frame, flip test; "
+             f"[JSON]({curve}), [plot]({curve[:-5]}.png))", "",
+             "| epoch | samples seen (M) | wall (min) | train MPJPE (mm) | GT-2D P1 | GT-2D P2 | SH-2D P1 | SH-2D P2 |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for h in hist:
+        loss = f"{1000 * h['loss']:.2f}" if "loss" in h else ""
+        lines.append(f"| {h['epoch']} | {h['samples_seen'] / 1e6:.2f} | {h['wall_s'] / 60:.1f} | {loss} | "
+                     f"{h.get('val_gt_mpjpe', float('nan')):.2f} | {h.get('val_gt_p_mpjpe', float('nan')):.2f} | "
+                     f"{h.get('val_sh_mpjpe', float('nan')):.2f} | {h.get('val_sh_p_mpjpe', float('nan')):.2f} |")
+    return lines + [""]
+
+
 def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -> Path:
     """Write ``<weights>.md`` from the weights' metadata, the train pipeline and eval results."""
     weights_path = Path(weights_path)
@@ -37,7 +82,10 @@ def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -
         f"- **training**: {meta['epochs']} epochs of {meta['samples_per_epoch']} random samples, batch "
         f"{meta['batch_size']}, Adam lr {meta['lr']} -> {meta['lr_final']} (exponential), left/right mirroring "
         f"{'on' if meta.get('flip_augmentation') else 'off'}, seed {meta['seed']}"
+        + (f", bf16 autocast {'on' if meta['bf16_autocast'] else 'off'}" if "bf16_autocast" in meta else "")
         + (f", initialised from `{Path(meta['init_weights']).name}`" if meta.get("init_weights") else ""),
+        *_augmentation_line(meta),
+        *_samples_line(meta, hist),
         f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
         f"- **sha256**: `{digest}`",
         "",
@@ -52,11 +100,7 @@ def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -
         label = {"gt": "Ground-truth 2D input", "sh": "Stacked-Hourglass detections as input"}[source]
         lines += [f"### {label}: MPJPE {result['mpjpe_mm']:.2f} mm, P-MPJPE {result['p_mpjpe_mm']:.2f} mm",
                   "", _table(result), ""]
-    if hist:
-        lines += ["## Training curve (validation: S9/S11 every 25th frame, no flip augmentation)", "",
-                  "| epoch | train MPJPE (mm) | val MPJPE gt-2D (mm) | val MPJPE sh-2D (mm) |", "|---:|---:|---:|---:|"]
-        lines += [f"| {h['epoch']:.0f} | {h['loss_mm']:.2f} | {h['val_gt_mm']:.2f} | {h['val_sh_mm']:.2f} |" for h in hist]
-        lines.append("")
+    lines += _curve_lines(weights_path, meta, hist)
     card = weights_path.with_suffix(".md")
     with atomic_write(card) as tmp:
         tmp.write_text("\n".join(lines))
