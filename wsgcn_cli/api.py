@@ -9,37 +9,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import sys
 from pathlib import Path
 
 from wsgcn_cli import pipeline as pipelines
+from wsgcn_cli.console import get_console as _console
+from wsgcn_cli.console import progress_bar
 from wsgcn_cli.errors import WsgcnError
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, total: int | None, quiet: bool = False):
-    """A rich progress bar; yields ``advance(done, total=None)`` (a no-op when quiet)."""
-    if quiet:
-        yield lambda done, total=None: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
-        task = bar.add_task(description, total=total)
-
-        def advance(done, new_total=None):
-            bar.update(task, completed=done, total=new_total or bar.tasks[0].total)
-
-        yield advance
-
-
-def _console(quiet: bool):
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=quiet)
 
 
 def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: bool = False,

@@ -18,21 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsgcn_cli import codec, weights
+from wsgcn_cli import codec
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.weights import load_model, resolve_device
 
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; ``"cpu"``; ``"cuda"`` (WsgcnError if absent)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise WsgcnError("--device cuda asked for, but PyTorch sees no CUDA device")
-    if device not in ("cpu", "cuda"):
-        raise WsgcnError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
+__all__ = ["Lifter", "resolve_device"]  # resolve_device lives in wsgcn_cli.weights
 
 
 class Lifter:
@@ -63,21 +54,19 @@ class Lifter:
     @classmethod
     def from_weights(cls, path: str | Path, flip_test: bool = True, device: str = "auto",
                      expect_layout: str = "h36m17") -> "Lifter":
-        """Build the model named in a weights file and load it.
+        """Build the lifter a weights file names and load it (kind ``"lifter"``, through
+        :func:`wsgcn_cli.weights.load_model`) on ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``).
 
-        Raises WsgcnError if the file is unreadable, its layout is not ``expect_layout``,
-        or its tensors do not fit the model it names.
+        Raises WsgcnError if the file is unreadable, holds weights of another kind (e.g.
+        the 2D representation network), its layout is not ``expect_layout``, its tensors
+        do not fit the model it names, or its metadata name no known ``codec``.
         """
-        state, meta = weights.load(path)
-        if meta.get("layout") != expect_layout:
-            raise WsgcnError(f"weights {path} are for layout {meta.get('layout')!r}, not {expect_layout!r}")
-        model = build_model(meta["model"], **meta.get("model_options", {}))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise WsgcnError(f"weights {path} do not fit model {meta['model']!r}: {first}")
-        return cls(model, meta["codec"], flip_test, resolve_device(device), meta, weights.sha256(path))
+        dev = resolve_device(device)
+        model, meta, digest = load_model(path, "lifter", device=dev, layout=expect_layout)
+        if meta.get("codec") not in codec.MODES:
+            raise WsgcnError(f"weights {path} name no known 2D codec (metadata 'codec' {meta.get('codec')!r}; "
+                             f"known: {', '.join(codec.MODES)})")
+        return cls(model, meta["codec"], flip_test, dev, meta, digest)
 
     def encode(self, kp2d_px: np.ndarray, width: float | None = None, height: float | None = None,
                score: np.ndarray | None = None):

@@ -1,5 +1,11 @@
 """Temporal refiner: a bidirectional LSTM over sequences of lifted 3D poses.
 
+The network (layers only) is :class:`wsgcn_cli.models.refiner_net.LSTMRefiner`,
+re-exported here with :class:`~wsgcn_cli.models.refiner_net.FlipTestRefiner`; this
+module runs it over windows and streams, and :class:`TemporalRefiner` pairs it with its
+weights' metadata (read by :func:`wsgcn_cli.weights.load_model`: nothing here reads
+files).
+
 After the single-frame lifter, a small recurrent network looks at a window of frames
 and corrects each frame's 3D pose from its neighbours (less jitter, fewer depth
 flips). The design follows the temporal part of 3D Human Pose Machines (K. Wang,
@@ -42,87 +48,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsgcn_cli import codec
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.models import registry
+from wsgcn_cli.models.refiner_net import JOINTS, FlipTestRefiner, LSTMRefiner
+from wsgcn_cli.weights import load_model, resolve_device
 
-JOINTS = 17
+__all__ = ["JOINTS", "FlipTestRefiner", "LSTMRefiner", "REFINERS", "RefineStage", "StreamingRefiner",
+           "TemporalRefiner", "build_refiner", "check_window", "refine_sequence", "runs_of", "valid_frames",
+           "window_plan"]
 
-
-class LSTMRefiner(nn.Module):
-    """Two-layer bidirectional LSTM predicting a residual correction of lifted 3D poses.
-
-    Source: the temporal LSTM of 3D Human Pose Machines (Wang et al., TPAMI 2019 /
-    CVPR 2018), here over the lifter's outputs rather than image features.
-
-    Args:
-        hidden: LSTM units per direction (default 128: about 0.6 M parameters).
-        num_layers: stacked bidirectional LSTM layers (2, as in the paper).
-        joints: keypoints per frame (17, H36M-17 layout).
-        dropout: between the LSTM layers (training only).
-
-    Forward: ``pose3d`` (B, T, J, 3) root-relative camera coordinates in metres and
-    ``x2d`` (B, T, J, 2) normalised 2D (the lifter's codec) -> (B, T, J, 3) refined
-    root-relative camera coordinates in metres (joint 0 exactly 0). Inputs must be
-    finite. Raises WsgcnError for mismatched shapes.
-    """
-
-    def __init__(self, hidden: int = 128, num_layers: int = 2, joints: int = JOINTS, dropout: float = 0.0):
-        super().__init__()
-        self.joints = joints
-        self.lstm = nn.LSTM(joints * 5, hidden, num_layers=num_layers, batch_first=True,
-                            bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
-        self.head = nn.Linear(2 * hidden, joints * 3)
-        nn.init.zeros_(self.head.weight)  # the residual starts at zero: identity at init
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, pose3d: torch.Tensor, x2d: torch.Tensor) -> torch.Tensor:
-        j = self.joints
-        if pose3d.dim() != 4 or pose3d.shape[-2:] != (j, 3) or x2d.shape != pose3d.shape[:-1] + (2,):
-            raise WsgcnError(f"refiner inputs must be (B, T, {j}, 3) and (B, T, {j}, 2), got "
-                             f"{tuple(pose3d.shape)} and {tuple(x2d.shape)}")
-        b, t = pose3d.shape[:2]
-        feats = torch.cat([pose3d.reshape(b, t, j * 3), x2d.reshape(b, t, j * 2)], dim=-1)
-        h, _ = self.lstm(feats)
-        out = pose3d + self.head(h).reshape(b, t, j, 3)
-        return out - out[..., :1, :]
-
-
-class FlipTestRefiner(nn.Module):
-    """Test-time flip augmentation of a refiner: the mean of its output for a window and
-    the mirrored output for the mirrored window (left/right joints swapped, x negated),
-    as the lifter's ``flip_test``; one network call on a batch twice as large.
-
-    Same forward as the wrapped refiner: (B, T, 17, 3) metres and (B, T, 17, 2)
-    normalised 2D -> (B, T, 17, 3) root-relative metres. H36M-17 layout only. Both codec
-    modes are mirror-symmetric about x = 0 (see :func:`wsgcn_cli.codec.flip_2d`).
-    """
-
-    def __init__(self, refiner: nn.Module):
-        super().__init__()
-        self.refiner = refiner
-        self.register_buffer("perm", torch.as_tensor(H36M17.flip_permutation()), persistent=False)
-
-    def forward(self, pose3d: torch.Tensor, x2d: torch.Tensor) -> torch.Tensor:
-        b = pose3d.shape[0]
-        perm = self.perm.to(pose3d.device)
-        y = self.refiner(torch.cat([pose3d, codec.flip_3d(pose3d, perm)]),
-                         torch.cat([x2d, codec.flip_2d(x2d, perm)]))
-        return 0.5 * (y[:b] + codec.flip_3d(y[b:], perm))
-
-
-#: Refiner names used in pipeline files and weights metadata -> constructors.
-REFINERS = {"lstm_refiner": LSTMRefiner}
+#: Refiner names used in pipeline files and weights metadata (kind "refiner" in the registry).
+REFINERS = registry.names("refiner")
 
 
 def build_refiner(name: str, **options) -> nn.Module:
-    """Construct the refiner ``name`` with ``options``.
+    """Construct the refiner ``name`` (see :mod:`wsgcn_cli.models.registry`) with ``options``.
 
-    Raises WsgcnError for an unknown name or options the model does not take.
+    Raises WsgcnError for an unknown refiner name or options the model does not take.
     """
-    from wsgcn_cli.models.registry import build_from
-
-    return build_from(REFINERS, "refiner", name, options)
+    return registry.build(name, options, kind="refiner")
 
 
 # ----------------------------------------------------------------------------- windows
@@ -422,34 +366,22 @@ class TemporalRefiner:
     @classmethod
     def from_weights(cls, path: str | Path, device: str = "cpu", lifter=None, window: int | None = None,
                      overlap: int | None = None, flip_test: bool = False) -> "TemporalRefiner":
-        """Load refiner weights. With ``lifter`` (a :class:`wsgcn_cli.lifter.Lifter`), check
-        that its codec is the refiner's; ``flip_test``: see :class:`FlipTestRefiner`.
+        """Load refiner weights (kind ``"refiner"``, layout h36m17) on ``device`` (``"auto"``,
+        ``"cpu"``, ``"cuda"``) through :func:`wsgcn_cli.weights.load_model`. With ``lifter`` (a
+        :class:`wsgcn_cli.lifter.Lifter`), check that its codec is the refiner's;
+        ``flip_test``: see :class:`FlipTestRefiner`.
 
-        Raises WsgcnError for unreadable weights, a layout other than h36m17, a model
-        that is not a refiner, tensors that do not fit it, or a codec mismatch.
+        Raises WsgcnError for unreadable weights, weights that are not a refiner, a layout
+        other than h36m17, tensors that do not fit, or a codec mismatch.
         """
-        from wsgcn_cli import weights
-        from wsgcn_cli.lifter import resolve_device
-
-        state, meta = weights.load(path)
-        if meta.get("layout") != "h36m17":
-            raise WsgcnError(f"refiner weights {path} are for layout {meta.get('layout')!r}, not 'h36m17'")
-        if meta.get("model") not in REFINERS:
-            raise WsgcnError(f"weights {path} hold model {meta.get('model')!r}, not a refiner "
-                             f"({', '.join(REFINERS)})")
-        model = build_refiner(meta["model"], **meta.get("model_options", {}))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            raise WsgcnError(f"weights {path} do not fit refiner {meta['model']!r}: {str(e).strip().splitlines()[0]}")
+        model, meta, digest = load_model(path, "refiner", device=resolve_device(device), layout="h36m17")
         matches = True
         if lifter is not None:
             if meta.get("codec") != lifter.codec_mode:
                 raise WsgcnError(f"refiner {path} was trained on codec {meta.get('codec')!r}, the lifter "
                                  f"uses {lifter.codec_mode!r}")
             matches = not meta.get("lifter_sha256") or meta.get("lifter_sha256") == lifter.sha256
-        return cls(model.to(resolve_device(device)), meta, weights.sha256(path), window, overlap, matches,
-                   flip_test)
+        return cls(model, meta, digest, window, overlap, matches, flip_test)
 
     def refine(self, pose3d, x2d, batch_windows: int = 64) -> np.ndarray:
         """:func:`refine_sequence` with this refiner's window and overlap."""

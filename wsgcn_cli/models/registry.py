@@ -1,53 +1,75 @@
-"""Model names used in pipeline files and weights metadata -> constructors."""
+"""Model names used in pipeline files and weights metadata -> kind and constructor.
+
+The one table of every network wsgcn builds by name. Each name has a *kind*, the stage
+its weights belong to (``"lifter"``: 2D -> 3D; ``"pose2d"``: the 2D pose representation
+network; ``"refiner"``: the temporal refiner), which :func:`wsgcn_cli.weights.load_model`
+checks against what the caller asked for. This module imports layers only: the model
+modules never import it back.
+"""
 
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 from torch import nn
 
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.models.mlp import MartinezMLP
+from wsgcn_cli.models.pose2d_net import PoseRepresentationNet
+from wsgcn_cli.models.refiner_net import LSTMRefiner
+from wsgcn_cli.models.semgcn import SemGCN
 
 
-def _semgcn(**kw):
-    from wsgcn_cli.models.semgcn import SemGCN
+class Entry(NamedTuple):
+    """A registered model: its ``kind`` and ``factory(**options) -> nn.Module``."""
 
-    return SemGCN(**kw)
-
-
-def _martinez(**kw):
-    from wsgcn_cli.models.mlp import MartinezMLP
-
-    return MartinezMLP(**kw)
+    kind: str
+    factory: Callable[..., nn.Module]
 
 
-def _representation(**kw):
-    from wsgcn_cli.models.representation import PoseRepresentationNet
-
-    return PoseRepresentationNet(**kw)
-
-
-MODELS = {
-    "semgcn_nonlocal": lambda **kw: _semgcn(non_local=True, **kw),
-    "semgcn": lambda **kw: _semgcn(non_local=False, **kw),
-    "martinez_mlp": _martinez,
-    "pose_representation": _representation,  # the 2D stage, not a lifter
+MODELS: dict[str, Entry] = {
+    "semgcn_nonlocal": Entry("lifter", lambda **kw: SemGCN(non_local=True, **kw)),
+    "semgcn": Entry("lifter", lambda **kw: SemGCN(non_local=False, **kw)),
+    "martinez_mlp": Entry("lifter", MartinezMLP),
+    "pose_representation": Entry("pose2d", PoseRepresentationNet),
+    "lstm_refiner": Entry("refiner", LSTMRefiner),
 }
 
+#: How errors name a kind ("unknown refiner 'x'").
+_NOUN = {"lifter": "model", "pose2d": "2D network", "refiner": "refiner"}
 
-def build_from(table: dict, kind: str, name: str, options: dict) -> nn.Module:
-    """``table[name](**options)``; WsgcnError naming ``kind`` for an unknown name or bad options."""
+
+def kind_of(name) -> str | None:
+    """The kind of the model ``name`` (``"lifter"``, ``"pose2d"``, ``"refiner"``), None if unknown."""
+    entry = MODELS.get(name) if isinstance(name, str) else None
+    return entry.kind if entry is not None else None
+
+
+def names(kind: str) -> tuple[str, ...]:
+    """The registered model names of one kind."""
+    return tuple(n for n, e in MODELS.items() if e.kind == kind)
+
+
+def build(name: str, options: dict | None = None, kind: str | None = None) -> nn.Module:
+    """Construct the model ``name`` with ``options``; with ``kind``, only a model of that kind.
+
+    Raises WsgcnError for an unknown name (or one of another kind) or options the
+    model does not take.
+    """
+    known = names(kind) if kind is not None else tuple(MODELS)
+    noun = _NOUN.get(kind, "model")
+    if name not in known:
+        raise WsgcnError(f"unknown {noun} {name!r}; known: {', '.join(known)}")
     try:
-        factory = table[name]
-    except KeyError:
-        raise WsgcnError(f"unknown {kind} {name!r}; known: {', '.join(table)}")
-    try:
-        return factory(**options)
+        return MODELS[name].factory(**(options or {}))
     except TypeError as e:
-        raise WsgcnError(f"bad options for {kind} {name!r}: {e}")
+        raise WsgcnError(f"bad options for {noun} {name!r}: {e}") from None
 
 
 def build_model(name: str, **options) -> nn.Module:
-    """Construct the lifter model ``name`` with ``options`` (the pipeline's ``[model]`` table).
+    """Construct the model ``name`` with ``options`` (a train pipeline's ``[model]`` table):
+    a lifter, or any other registered network (``pose_representation``, ``lstm_refiner``).
 
     Raises WsgcnError for an unknown name or options the model does not take.
     """
-    return build_from(MODELS, "model", name, options)
+    return build(name, options)

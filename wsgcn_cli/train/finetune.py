@@ -609,7 +609,7 @@ def _progress_factory(quiet: bool):
         def none(description, total):
             yield _quiet_progress
         return none
-    from wsgcn_cli.api import progress_bar
+    from wsgcn_cli.console import progress_bar
 
     return lambda description, total: progress_bar(description, total, False)
 
