@@ -169,7 +169,7 @@ def test_finetune_skips_a_clip_without_a_person_with_a_warning(synthetic, monkey
     video.write_bytes(b"not decoded: detection is replaced below")
     calls = []
 
-    def no_person(path, detector_table, progress=None):
+    def no_person(path, pipe, progress=None):
         calls.append(path)
         return Keypoints2D("blazepose33", np.full((20, 33, 2), np.nan), np.zeros((20, 33)),
                            np.arange(20) / 25.0, 320, 240, 25.0)
@@ -241,27 +241,28 @@ def test_finetune_bad_input_is_a_one_line_error(synthetic):
 # -- the 2D cache --------------------------------------------------------------------------------
 
 def test_clip_2d_is_cached_and_redetected_only_when_stale(tmp_path, monkeypatch):
-    from wsgcn_cli import pipeline
+    from wsgcn_cli.pipeline import Pipeline, load
 
-    spec = pipeline.load("body17", kind="lift")
+    spec = load("body17", kind="lift")
+    pipe = Pipeline.from_spec(spec, device="cpu")
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"fake video bytes")
     pose = motion(40)
     kp = project(pose + [0, 0, 4.0], np.array([FOCAL, FOCAL]), np.array([500.0, 500.0]))
     calls = []
 
-    def fake_detect(path, detector_table, progress=None):
+    def fake_detect(path, pipe, progress=None):
         calls.append(path)
         return Keypoints2D("h36m17", kp, np.ones((40, 17)), np.arange(40) / 50.0, SIZE, SIZE, 50.0)
 
     monkeypatch.setattr(clipmod, "detect_clip", fake_detect)
     cache_dir = tmp_path / "cache"
-    first = clipmod.load_clip(video, spec, cache_dir=cache_dir)
+    first = clipmod.load_clip(video, pipe, cache_dir=cache_dir)
     assert len(calls) == 1 and not first.from_cache and first.cache == cache_dir / "clip.mp4.wsgcn2d.npz"
-    second = clipmod.load_clip(video, spec, cache_dir=cache_dir)
+    second = clipmod.load_clip(video, pipe, cache_dir=cache_dir)
     assert len(calls) == 1 and second.from_cache
     assert np.allclose(second.kp.xy, first.kp.xy) and second.valid.all()
-    other = dict(spec, detector=dict(spec["detector"], min_detection_confidence=0.7))
+    other = Pipeline.from_spec(dict(spec, detector=dict(spec["detector"], min_detection_confidence=0.7)), device="cpu")
     clipmod.load_clip(video, other, cache_dir=cache_dir)                       # other detector settings
     assert len(calls) == 2
     st = video.stat()
@@ -331,3 +332,27 @@ def test_cli_finetune_uses_the_library_defaults_and_rejects_bad_options(syntheti
                        timeout=300)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error: unknown parameter set")
     assert not (d / "bad.safetensors").exists()
+
+
+# -- finetune sees what lift feeds the lifter ------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["body17-network", "body17-network-joint"])
+def test_finetune_2d_equals_what_lift_feeds_the_lifter(tmp_path, name):
+    """For the same clip (the bundled video's detections, as a keypoint file) and pipeline,
+    finetune's 2D is lift's 2D stage output, network included; a lifter that reads the
+    network's confidences adapts without a shape error."""
+    from test_pipeline_object import SAMPLE, _sample_keypoints
+
+    from wsgcn_cli import api
+    from wsgcn_cli.pipeline import Pipeline
+
+    kp = _sample_keypoints(tmp_path / "clip.npz")
+    r = api.lift(SAMPLE, pipeline=name, out_dir=tmp_path / "lift", keypoints=kp, video=False, quiet=True, device="cpu")
+    lifted = np.load(r["outputs"]["npz"])
+    clip = clipmod.load_clip(kp, Pipeline.from_file(name, device="cpu"))
+    assert np.array_equal(clip.kp.xy, lifted["keypoints_2d"], equal_nan=True)
+    assert np.array_equal(clip.kp.score, lifted["scores"])
+    assert np.array_equal(clip.valid, ~lifted["missing"]) and clip.raw_layout == "blazepose33"
+    out = finetune([kp], None, tmp_path / "ft.safetensors", pipeline=name, epochs=1, steps_per_epoch=2,
+                   bone_reference="base", quiet=True, device="cpu")
+    assert Path(out["weights"]).is_file()

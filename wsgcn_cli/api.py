@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -171,17 +172,21 @@ def _outputs(input_path: Path, out_dir: Path | None, formats, video: bool, is_im
     return outputs
 
 
-def _prepare_folder(folder: Path):
+def _prepare_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` (and missing parents) if needed; returns the folders created,
+    deepest first. Raises WsgcnError for a file in the way or an unwritable folder."""
     import os
 
     if folder.exists() and not folder.is_dir():
         raise WsgcnError(f"output folder {folder} is a file")
+    created = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WsgcnError(f"cannot create output folder {folder}: {e.strerror}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise WsgcnError(f"output folder {folder} is not writable")
+    return created
 
 
 def _check_overwrite(outputs: dict, overwrite: bool):
@@ -190,14 +195,70 @@ def _check_overwrite(outputs: dict, overwrite: bool):
         raise WsgcnError(f"{existing[0]} exists (use --overwrite to replace it)")
 
 
+@contextlib.contextmanager
+def _new_outputs(outputs: dict, overwrite: bool):
+    """Prepare the folder of ``outputs`` and check they may be written; yields a list to
+    which the caller appends each file it completes. On any error (Ctrl-C included) those
+    files are deleted and the folders this created are removed again (when empty)."""
+    written: list[Path] = []
+    created = _prepare_folder(next(iter(outputs.values())).parent)
+    try:
+        _check_overwrite(outputs, overwrite)
+        yield written
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+class _Overlay:
+    """The overlay sink of :func:`lift`: an H.264 video, drawn and encoded on the
+    writer's background thread (``path`` ``.mp4``), or one PNG for a single image, or
+    nothing (``path`` None)."""
+
+    def __init__(self, path: Path | None, source, pipe):
+        from wsgcn_cli.io.video import VideoWriter
+
+        self.path, self.max_height, self.image, self.writer = path, pipe.max_height, None, None
+        if path is not None and source.kind != "image":  # a window of refined frames may come at once
+            self.writer = VideoWriter(path, source.fps or 25.0,
+                                      *_overlay_dims(source.width, source.height, pipe.max_height), nice=10,
+                                      queue_size=8 if pipe.refiner is None else pipe.refiner.window)
+
+    def add(self, r) -> None:
+        from wsgcn_cli.render.overlay import compose_overlay
+
+        args = (r.image, r.keypoints_2d, r.scores, r.keypoints_3d)
+        if self.writer is not None:
+            self.writer.write_rendered(compose_overlay, *args, max_height=self.max_height)
+        elif self.path is not None:
+            self.image = compose_overlay(*args, max_height=self.max_height)
+
+    def close(self) -> list[Path]:
+        """Finish the file; returns [its path] (or [] without one)."""
+        if self.writer is not None:
+            self.writer.close()
+        elif self.image is not None:
+            _write_png(self.path, self.image)
+        return [] if self.path is None else [self.path]
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
 def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str | Path | None = None,
          formats=("npz",), keypoints: str | Path | None = None, video: bool = True, refine: bool = False,
          overwrite: bool = False, device: str = "auto", quiet: bool = False) -> dict:
     """Lift the person in a video, an image or a folder of images to 3D.
 
-    Stages (from the pipeline file): detector (BlazePose) -> H36M-17 2D (mapping and
-    gap filling) -> lifter. Frames are streamed: memory does not grow with the video's
-    length. Writes, beside the input or in ``out_dir``:
+    Builds the pipeline (:class:`wsgcn_cli.pipeline.Pipeline`: detector, or the
+    ``keypoints`` file, -> H36M-17 2D -> lifter -> optional refiner), streams the input's
+    frames through it and hands each result to the sinks: memory does not grow with the
+    video's length. Writes, beside the input or in ``out_dir``:
 
     * ``<stem>.wsgcn.npz`` (and ``.json`` / ``.csv`` if asked for): see
       :mod:`wsgcn_cli.io.posefile` for the schema (2D in pixels, 3D root-relative
@@ -205,169 +266,54 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     * ``<stem>.overlay.mp4`` (H.264, same frame count and rate as the input; ``.png``
       for a single image): the 2D skeleton on each frame beside a 3D view.
 
-    Every file is written under a temporary name and renamed when complete, so an
-    error or Ctrl-C leaves no partial output. Returns ``{"outputs": {kind: path},
+    Every file is written under a temporary name and renamed when complete; an error or
+    Ctrl-C leaves no partial output, deletes the outputs this run completed and removes
+    the output folder if this run created it. Returns ``{"outputs": {kind: path},
     "frames": T, "frames_with_pose": n, "seconds": wall time}``.
 
-    Raises WsgcnError for a missing or unreadable input, a video with no person in any
-    frame, outputs that exist (without ``overwrite``), an unwritable output folder,
-    a pipeline or weights that do not fit.
+    Raises WsgcnError for a missing or unreadable input or keypoint file, a video with
+    no person in any frame, outputs that exist (without ``overwrite``), an unwritable
+    output folder, a pipeline or weights that do not fit.
     """
     import time
 
-    import numpy as np
-    import torch
-
-    from wsgcn_cli.background import BackgroundWorker
     from wsgcn_cli.io import posefile
-    from wsgcn_cli.io.video import VideoWriter, open_frames
-    from wsgcn_cli.lifter import Lifter
-    from wsgcn_cli.render.overlay import compose_overlay
-    from wsgcn_cli.stages import Representation, StreamingLift
+    from wsgcn_cli.io.video import open_frames
+    from wsgcn_cli.pipeline import Pipeline, Track
 
     t0 = time.time()
     input_path = Path(input)
-    spec = pipelines.load(pipeline, kind="lift")
-    if refine and "refiner" not in spec:
-        raise WsgcnError(f"--refine needs a pipeline with a [refiner] table (e.g. body17-refine); "
-                         f"{spec['name']} has none")
-    rep = Representation.from_spec(spec.get("representation", {}))
-    max_height = int(spec.get("render", {}).get("max_height", 720))
-    lifter_spec = spec["lifter"]
-    lifter = Lifter.from_weights(pipelines.resolve_path(lifter_spec["weights"], spec),
-                                 flip_test=lifter_spec.get("flip_test", True), device=device)
-    if lifter.confidence_input and rep.kind != "network":
-        raise WsgcnError(f"lifter {lifter_spec['weights']} reads the 2D representation network's confidences: "
-                         f"use it with [representation] kind = \"network\" (pipeline {spec['name']})")
-    net = None
-    if rep.kind == "network":
-        from wsgcn_cli.models.representation import RepresentationModel
-
-        net = RepresentationModel.from_weights(pipelines.resolve_path(rep.weights, spec), device=str(lifter.device))
-    refiner = None
-    if refine:
-        from wsgcn_cli.models.refiner import TemporalRefiner
-
-        r = spec["refiner"]
-        refiner_path = pipelines.resolve_path(r["weights"], spec)
-        if not refiner_path.is_file():
-            raise WsgcnError(f"refiner weights {refiner_path} not found: train them with "
-                             f"`wsgcn train train-refiner` (pipelines/train-refiner.toml)")
-        refiner = TemporalRefiner.from_weights(refiner_path, device=str(lifter.device),
-                                               lifter=lifter, window=r.get("window"), overlap=r.get("overlap"),
-                                               flip_test=bool(r.get("flip_test", False)))
-        if not refiner.lifter_matches:
-            _console(quiet).print(f"warning: {r['weights']} was trained on other lifter weights than "
-                                  f"{lifter_spec['weights']}")
-    out_dir = Path(out_dir) if out_dir is not None else None
+    pipe = Pipeline.from_file(pipeline, device=device, refine=refine, keypoints=keypoints)
+    for warning in pipe.warnings:
+        _console(quiet).print(f"warning: {warning}")
     if not input_path.exists():
         raise WsgcnError(f"input {input_path} does not exist")
-    source = open_frames(input_path)
-    with source:
-        is_image = source.kind == "image"
-        outputs = _outputs(input_path, out_dir, formats, video, is_image)
-        _prepare_folder(next(iter(outputs.values())).parent)
-        _check_overwrite(outputs, overwrite)
-
-        precomputed = None
-        if keypoints is not None:
-            from wsgcn_cli.detect.precomputed import load_keypoints
-
-            precomputed = load_keypoints(keypoints, image_size=(source.width, source.height), fps=source.fps)
-            if source.num_frames is not None and precomputed.num_frames != source.num_frames:
-                raise WsgcnError(f"{keypoints} has {precomputed.num_frames} frames of keypoints, "
-                                 f"{input_path} has {source.num_frames} frames")
-            layout = precomputed.layout
-            detector = None
-        else:
-            from wsgcn_cli.detect.base import make_detector
-
-            options = {k: v for k, v in spec.get("detector", {}).items() if k != "name"}
-            options.setdefault("static_image_mode", source.kind != "video")
-            detector = make_detector(spec.get("detector", {}).get("name", "mediapipe"), **options)
-            layout = detector.layout
-
-        stream = StreamingLift(lifter, layout, source.width, source.height, source.fps, rep, batch=8, net=net)
-        stage = None
-        if refiner is not None:
-            from wsgcn_cli.models.refiner import RefineStage
-
-            stage = RefineStage(refiner.stream(), lambda xy: lifter.encode(xy[None], source.width, source.height)[0])
-        writer = None
-        if video and not is_image:
-            writer = VideoWriter(outputs["overlay"], source.fps or 25.0,
-                                 *_overlay_dims(source.width, source.height, max_height), nice=10,
-                                 queue_size=8 if refiner is None else refiner.window)
-        image_overlay = []
-
-        def emit(items):
-            for image, xy, score, pose in items:
-                if writer is not None:
-                    writer.write_rendered(compose_overlay, image, xy, score, pose, max_height=max_height)
-                elif video:
-                    image_overlay.append(compose_overlay(image, xy, score, pose, max_height=max_height))
-
-        def after_detection(item):
-            items = stream.push(*item)
-            emit(stage(items) if stage is not None else items)
-
-        # The detector is the slowest stage: it runs on this thread, and the 2D stage and
-        # the lifter on a background one, the overlay drawing and the video encoder on a
-        # third, so that on two cores they overlap with detection instead of adding to
-        # it; both run at a lower priority, so that they wait for the detector rather than
-        # slow it down. The lifter sees a few frames at a time: one thread is fastest.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        worker = BackgroundWorker(after_detection, queue_size=4, name="lift", nice=10)
-        try:
-            with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
-                for frame in source:
-                    if precomputed is not None:
-                        if frame.index >= precomputed.num_frames:
-                            raise WsgcnError(f"{keypoints} has fewer frames than {input_path}")
-                        xy, score = precomputed.xy[frame.index], precomputed.score[frame.index]
-                    else:
-                        xy, score = detector.detect(frame.image)
-                    worker.submit((frame.time_s, xy, score, frame.image if video else None))
-                    advance(frame.index + 1)
-                worker.close()
-                items = stream.finish()
-                emit(stage(items) + stage.finish() if stage is not None else items)
-            poses = stage.poses3d if stage is not None else stream.poses3d
-            found = int(np.isfinite(poses).all(axis=(1, 2)).sum())
-            if found == 0:
-                raise WsgcnError(f"no person found in any of the {len(poses)} frame(s) of {input_path}")
-            h36m = stream.h36m
-            raw = stream.raw
-            result = posefile.PoseFile(
-                keypoints_2d=h36m.xy, scores=h36m.score, keypoints_3d=poses, times=h36m.times,
-                missing=stream.missing, fps=source.fps, image_size=(source.width, source.height),
-                detector_keypoints=raw.xy, detector_scores=raw.score, detector_layout=layout,
-                pipeline=spec["name"], weights_sha256=lifter.sha256, source=input_path.name,
-                extra={**({"refiner_sha256": refiner.sha256} if refiner is not None else {}),
-                       **({"representation_sha256": net.sha256} if net is not None else {})},
-            )
-            if writer is not None:
-                writer.close()
-            elif image_overlay:
-                _write_png(outputs["overlay"], image_overlay[0])
+    with open_frames(input_path) as source, pipe.stream(source, keep_images=video) as results:
+        outputs = _outputs(input_path, None if out_dir is None else Path(out_dir), formats, video,
+                           source.kind == "image")
+        with _new_outputs(outputs, overwrite) as written:
+            overlay, track = _Overlay(outputs.get("overlay"), source, pipe), Track(results.layout)
+            try:
+                with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
+                    for result in results:
+                        track.add(result)
+                        overlay.add(result)
+                        advance(result.index + 1)
+                if track.frames_with_pose == 0:
+                    raise WsgcnError(f"no person found in any of the {len(track)} frame(s) of {input_path}")
+                written += overlay.close()
+            except BaseException:
+                overlay.abort()
+                raise
+            pose = pipe.pose_file(track, source.fps, (source.width, source.height), input_path.name)
             for fmt in formats:
-                posefile.write(result, outputs[fmt], fmt)
-        except BaseException:
-            worker.abort()
-            if writer is not None:
-                writer.abort()
-            raise
-        finally:
-            torch.set_num_threads(threads)
-            if detector is not None:
-                detector.close()
-    summary = {"outputs": {k: str(v) for k, v in outputs.items()}, "frames": len(poses),
-               "frames_with_pose": found, "seconds": time.time() - t0}
+                written.append(posefile.write(pose, outputs[fmt], fmt))
+    found = track.frames_with_pose
     if not quiet:
-        _console(False).print(f"{input_path.name}: {found}/{len(poses)} frames with a 3D pose -> "
+        _console(False).print(f"{input_path.name}: {found}/{len(track)} frames with a 3D pose -> "
                               + ", ".join(str(p) for p in outputs.values()))
-    return summary
+    return {"outputs": {k: str(v) for k, v in outputs.items()}, "frames": len(track), "frames_with_pose": found,
+            "seconds": time.time() - t0}
 
 
 def _overlay_dims(width: int, height: int, max_height: int = 720) -> tuple[int, int]:

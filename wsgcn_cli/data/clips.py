@@ -1,4 +1,4 @@
-"""Unlabelled footage for self-supervised adaptation: clips -> cached 2D -> H36M-17.
+"""Unlabelled footage for self-supervised adaptation: clips -> cached 2D -> the pipeline's 2D stage.
 
 A *clip* is a video (or a folder of images, or an image) without any 3D; or a 2D
 keypoint file (``.npz`` in the format of :mod:`wsgcn_cli.detect.precomputed`, e.g. a
@@ -17,9 +17,10 @@ cached on disk as ``<clip file name>.wsgcn2d.npz``:
   detector settings is ignored and rewritten; it is written atomically, so a Ctrl-C
   during detection leaves no cache at all.
 
-The geometric 2D stage (:func:`wsgcn_cli.represent.to_h36m17`, then
-:func:`wsgcn_cli.represent.fill_gaps` with the pipeline's ``[representation]``
-options) is cheap and applied after loading, exactly as ``lift`` does.
+The 2D stage (mapping to H36M-17, gap filling and, in a pipeline that has it, the 2D
+pose representation network) runs after loading, through the same
+:class:`wsgcn_cli.pipeline.Pipeline` as ``lift`` (:meth:`~wsgcn_cli.pipeline.Pipeline.run`),
+so the 2D is exactly what ``lift`` feeds the lifter for the same detections.
 
 Detection imports its library (mediapipe) only when a clip has to be detected.
 """
@@ -48,9 +49,9 @@ class Clip2D:
 
     Attributes:
         path: the clip (video, image folder or keypoint file).
-        kp: :class:`Keypoints2D` in ``h36m17``: xy (T, 17, 2) pixels after mapping and gap
-            filling (NaN where still missing), score (T, 17), times (T,) s, width,
-            height (pixels), fps.
+        kp: :class:`Keypoints2D` in ``h36m17``: xy (T, 17, 2) pixels after the pipeline's
+            2D stage (NaN where still missing), score (T, 17) its confidences, times (T,)
+            s, width, height (pixels), fps.
         valid: (T,) bool, frames whose 17 joints are all present (the usable frames).
         raw_layout: the detector's (or file's) layout.
         cache: the cache file read or written, or None (keypoint file input).
@@ -116,21 +117,21 @@ def write_cache(path: Path, kp: Keypoints2D, clip: Path, detector_table: dict) -
     return path
 
 
-def detect_clip(clip: Path, detector_table: dict, progress: Callable | None = None) -> Keypoints2D:
-    """Run the pipeline's detector on every frame of a video / image / folder.
+def detect_clip(clip: Path, pipe, progress: Callable | None = None) -> Keypoints2D:
+    """Run the pipeline's detector (:meth:`wsgcn_cli.pipeline.Pipeline.detector`, as
+    ``lift`` creates it) on every frame of a video / image / folder.
 
-    ``detector_table`` is the pipeline's ``[detector]`` table (``name`` + options);
-    ``progress(done, total)`` is called after each frame. Raises WsgcnError for an
-    unreadable clip or a detector that cannot be created (e.g. mediapipe missing).
+    ``pipe``: a :class:`wsgcn_cli.pipeline.Pipeline`; ``progress(done, total)`` is called
+    after each frame. Returns the detector's keypoints (its layout, pixels). Raises
+    WsgcnError for an unreadable clip or a detector that cannot be created (e.g.
+    mediapipe missing).
     """
-    from wsgcn_cli.detect.base import detect_frames, make_detector
+    from wsgcn_cli.detect.base import detect_frames
     from wsgcn_cli.io.video import open_frames
 
     source = open_frames(clip)
     with source:
-        options = {k: v for k, v in detector_table.items() if k != "name"}
-        options.setdefault("static_image_mode", source.kind != "video")
-        detector = make_detector(detector_table.get("name", "mediapipe"), **options)
+        detector = pipe.detector(source)
         try:
             on_frame = None if progress is None else \
                 (lambda frame, xy, score: progress(frame.index + 1, source.num_frames))
@@ -145,14 +146,15 @@ def writable_folder(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
-def load_clip(clip: str | os.PathLike, lift_spec: dict, cache_dir: str | os.PathLike | None = None,
+def load_clip(clip: str | os.PathLike, pipe, cache_dir: str | os.PathLike | None = None,
               fallback_dir: str | os.PathLike | None = None, progress: Callable | None = None) -> Clip2D:
-    """2D of one clip in H36M-17, detecting (and caching) or reading the cache.
+    """2D of one clip after the pipeline's 2D stage, detecting (and caching) or reading the cache.
 
     Args:
         clip: a video / image / image folder, or a 2D keypoint ``.npz``.
-        lift_spec: a lift pipeline (``wsgcn_cli.pipeline.load(name, kind="lift")``): its
-            ``[detector]`` and ``[representation]`` tables are used.
+        pipe: the lift pipeline (:class:`wsgcn_cli.pipeline.Pipeline`): its detector
+            makes (and its ``[detector]`` table keys the cache of) the raw 2D, its 2D
+            stage the H36M-17 2D.
         cache_dir: folder for the cache files (created if needed); default beside the clip.
         fallback_dir: where to cache when the clip's folder is not writable.
         progress: ``progress(done, total)`` during detection.
@@ -161,14 +163,10 @@ def load_clip(clip: str | os.PathLike, lift_spec: dict, cache_dir: str | os.Path
         WsgcnError: missing or unreadable clip, a keypoint file of a layout that cannot be
             mapped to H36M-17, a cache folder that cannot be created.
     """
-    from wsgcn_cli.represent import fill_gaps, to_h36m17
-    from wsgcn_cli.stages import Representation
-
     clip = Path(clip)
     if not clip.exists():
         raise WsgcnError(f"clip {clip} does not exist")
-    rep = Representation.from_spec(lift_spec.get("representation", {}))
-    detector_table = dict(lift_spec.get("detector", {}))
+    detector_table = pipe.detector_table
     cache = None
     from_cache = True
     if clip.is_file() and clip.suffix.lower() in KEYPOINT_SUFFIXES:
@@ -187,12 +185,11 @@ def load_clip(clip: str | os.PathLike, lift_spec: dict, cache_dir: str | os.Path
         raw = read_cache(cache, clip, detector_table)
         if raw is None:
             from_cache = False
-            raw = detect_clip(clip, detector_table, progress)
+            raw = detect_clip(clip, pipe, progress)
             if writable_folder(folder):
                 write_cache(cache, raw, clip, detector_table)
             else:
                 cache = None
-    h36m = to_h36m17(raw, adjust=rep.adjust)
-    filled, _ = fill_gaps(h36m, rep.max_gap_frames, min_score=rep.min_score)
-    valid = np.isfinite(filled.xy).all(axis=(1, 2))
-    return Clip2D(clip, filled, valid, raw.layout, cache, from_cache)
+    kp = pipe.run(raw, lift=False).keypoints(raw.width, raw.height, raw.fps)
+    valid = np.isfinite(kp.xy).all(axis=(1, 2))
+    return Clip2D(clip, kp, valid, raw.layout, cache, from_cache)

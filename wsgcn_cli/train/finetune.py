@@ -63,7 +63,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wsgcn_cli import codec
 from wsgcn_cli import weights as wio
 from wsgcn_cli.camera import default_intrinsics, estimate_root_translation, project
 from wsgcn_cli.errors import WsgcnError
@@ -234,11 +233,13 @@ def _gather_frames(clips, focal, fov_deg, holdout, chunk_frames) -> tuple[_Frame
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _encode(lifter_codec: str, kp: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Lifter input (N, 17, 2) for pixel keypoints; NaN frames give zeros (never used)."""
+def _encode(lifter, kp: np.ndarray, size: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The lifter's input (:meth:`wsgcn_cli.lifter.Lifter.encode`) for pixel keypoints (N, 17, 2)
+    of images of ``size`` (N, 2) px with the 2D stage's confidences ``score`` (N, 17): (N, 17, 2),
+    or (N, 17, 3) for a lifter that reads confidences. NaN frames give zeros (never used)."""
     safe = np.where(np.isfinite(kp), kp, 0.0).astype(np.float32)
-    return codec.encode_2d(safe, lifter_codec, size[:, 0, None, None].astype(np.float32),
-                           size[:, 1, None, None].astype(np.float32))
+    return lifter.encode(safe, size[:, 0, None, None].astype(np.float32), size[:, 1, None, None].astype(np.float32),
+                         score=score)
 
 
 def heldout_reprojection_px(lifter, x: np.ndarray, kp: np.ndarray, f: np.ndarray, c: np.ndarray,
@@ -292,7 +293,8 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
         epochs, holdout: see :class:`FinetuneConfig`; ``**options`` sets any other of its
             fields (``lr``, ``batch_size``, ``window``, ``w_anchor``, ...), or pass
             ``config``.
-        pipeline: the lift pipeline whose detector and 2D stage make the 2D.
+        pipeline: the lift pipeline whose detector and 2D stage make the 2D
+            (:meth:`wsgcn_cli.pipeline.Pipeline.run`: the 2D ``lift`` feeds its lifter).
         cache_dir: folder for the 2D caches (default beside each clip, else beside ``out``).
         data: Human3.6M folder for the reference bone lengths (default ../shared/data/h36m).
         overwrite: replace existing ``out`` / card.
@@ -309,8 +311,8 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
         WsgcnError: bad options, missing clips or weights, an existing output without
             ``overwrite``, no clip with a usable person, too few frames for one window.
     """
-    from wsgcn_cli import pipeline as pipelines
-    from wsgcn_cli.lifter import Lifter, resolve_device
+    from wsgcn_cli.lifter import Lifter
+    from wsgcn_cli.pipeline import Pipeline
 
     t0 = time.time()
     cfg = copy.deepcopy(config) if config is not None else FinetuneConfig()
@@ -347,14 +349,13 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
     for path in (out, card):
         if path.exists() and not overwrite:
             raise WsgcnError(f"{path} exists (use --overwrite to replace it)")
-    spec = pipelines.load(pipeline, kind="lift")
-    if weights is None:
-        weights = pipelines.resolve_path(spec["lifter"]["weights"], spec)
-    base_path = _weights_path(weights)
-    dev = resolve_device(device)
-    flip_test = bool(spec["lifter"].get("flip_test", True))
-    base = Lifter.from_weights(base_path, flip_test=flip_test, device=str(dev))
-    base_meta = base.meta
+    # The lift pipeline's stages make the 2D (exactly what `lift` feeds the lifter) and
+    # hold the base lifter (the pipeline's, or `weights`, checked against the 2D stage).
+    pipe = Pipeline.from_file(pipeline, device=device,
+                              lifter_weights=None if weights is None else _weights_path(weights))
+    base = pipe.lifter
+    base_path = pipe.lifter_path
+    dev, flip_test, base_meta = base.device, base.flip_test, base.meta
 
     # 1. 2D of every clip (cached), skipping clips without a usable person.
     from wsgcn_cli.data.clips import load_clip
@@ -366,7 +367,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
         if not clip_path.exists():
             raise WsgcnError(f"clip {clip_path} does not exist")
         with _lazy_bar(progress_bar, f"detecting {clip_path.name}") as advance:
-            clip = load_clip(clip_path, spec, cache_dir=cache_dir, fallback_dir=out.parent, progress=advance)
+            clip = load_clip(clip_path, pipe, cache_dir=cache_dir, fallback_dir=out.parent, progress=advance)
         usable = int(clip.valid.sum())
         if usable == 0:
             reason = f"no person found in any of its {clip.kp.num_frames} frame(s)"
@@ -393,7 +394,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
         raise WsgcnError("no usable held-out frames (lower --holdout or add footage)")
 
     # 2. Tensors on the device; the base model's output for the anchor term.
-    x_all = _encode(base.codec_mode, frames.kp, frames.size)
+    x_all = _encode(base, frames.kp, frames.size, frames.score)
     model = base.model
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     base_raw = Lifter(model, base.codec_mode, flip_test=False, device=dev).predict_normalized(x_all)
@@ -488,7 +489,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
             try:
                 for s in range(steps):
                     idx = starts_t[pick[s]][:, None] + offs                       # (B, T)
-                    pred = model(X[idx].reshape(-1, 17, 2)).reshape(*idx.shape, 17, 3)
+                    pred = model(X[idx].reshape(-1, 17, X.shape[-1])).reshape(*idx.shape, 17, 3)
                     kp, w, f, c = KP[idx], W[idx], F[idx], C[idx]
                     root = losses.estimated_root(pred, kp, f, c, weights=w)
                     l_rep = losses.reprojection_loss(pred, root, kp, f, c, weights=w, scale=S[idx])

@@ -1,5 +1,8 @@
 """Pipeline files: the one place that pairs a model with its weights and its 2D layout.
 
+This module reads the files into checked tables; :class:`wsgcn_cli.pipeline.Pipeline`
+builds the stages they describe.
+
 A pipeline is a TOML file in ``pipelines/`` (read with ``tomllib``). A *lift* pipeline
 has the tables ``[detector]``, ``[representation]``, ``[lifter]`` and optionally
 ``[refiner]``; a *train* pipeline has ``[model]``, ``[codec]``, ``[data]`` and
@@ -11,12 +14,14 @@ the repository root (the folder holding ``pipelines/``).
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from wsgcn_cli.errors import WsgcnError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_DIR = ROOT / "pipelines"
 DEFAULT_LIFT = "body17"
 
@@ -76,3 +81,48 @@ def load(name_or_path: str | Path, kind: str | None = None) -> dict:
     spec["path"] = str(path)
     spec["kind"] = found
     return spec
+
+
+@dataclass
+class Representation:
+    """A lift pipeline's ``[representation]`` table: the 2D stage's options.
+
+    Attributes:
+        kind: ``"geometric"`` (the layout mapping and gap filling alone) or ``"network"``
+            (then the 2D pose representation network cleans and completes every frame
+            after gap filling, see :mod:`wsgcn_cli.models.representation`).
+        adjust: move detector landmarks towards Human3.6M's joint definitions
+            (:func:`wsgcn_cli.represent.to_h36m17`).
+        max_gap_frames: longest run of missing frames filled by interpolation.
+        min_score: keypoints scoring below this count as missing (0: only undetected).
+        weights: the network's weights (``kind = "network"``), relative to the
+            repository or the pipeline file.
+        detected_weight: in [0, 1]; for joints that were detected (or gap-filled), the
+            output is ``detected_weight * input + (1 - detected_weight) * network``;
+            missing joints always take the network's. 0: the network's output alone.
+    """
+
+    kind: str = "geometric"
+    adjust: bool = True
+    max_gap_frames: int = 10
+    min_score: float = 0.0
+    weights: str = ""
+    detected_weight: float = 0.0
+
+    @classmethod
+    def from_spec(cls, table: dict) -> "Representation":
+        """From a pipeline's ``[representation]`` table; WsgcnError for bad entries."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise WsgcnError(f"unknown [representation] option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        rep = cls(**table)
+        if rep.kind not in ("geometric", "network"):
+            raise WsgcnError(f"unknown representation kind {rep.kind!r}; known: geometric, network")
+        if not 0.0 <= rep.detected_weight <= 1.0:
+            raise WsgcnError(f"[representation] detected_weight must be within [0, 1], got {rep.detected_weight}")
+        if rep.kind == "network" and not rep.weights:
+            raise WsgcnError('representation kind "network" needs its weights (weights = "...")')
+        if not isinstance(rep.max_gap_frames, int) or rep.max_gap_frames < 0:
+            raise WsgcnError(f"[representation] max_gap_frames must be a whole number >= 0, got {rep.max_gap_frames!r}")
+        return rep

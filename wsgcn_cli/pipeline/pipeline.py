@@ -1,0 +1,371 @@
+"""The lift pipeline as one object: built once from a pipeline file, then streamed.
+
+:meth:`Pipeline.from_file` reads a lift pipeline (``pipelines/*.toml``), resolves its
+paths, loads the weights of every stage and does the cross-stage checks once:
+
+* a lifter that reads confidences (``confidence_input``) needs the 2D representation
+  network (``[representation] kind = "network"``);
+* ``refine=True`` needs a ``[refiner]`` table whose weights exist, use the lifter's 2D
+  codec and, ideally, were trained on the lifter's weights (else a warning in
+  :attr:`Pipeline.warnings`);
+* the detector is known, or the ``--keypoints`` file exists; its layout maps to H36M-17
+  (checked when a stream starts, when the layout is known).
+
+Then :meth:`Pipeline.stream` runs every stage over a video's frames and yields one
+:class:`~wsgcn_cli.pipeline.stages.FrameResult` per frame, in order, and
+:meth:`Pipeline.run` runs the stages after the detector over 2D keypoints already
+detected (``finetune``, the benchmarks), so that all of them see exactly what ``lift``
+feeds the lifter.
+
+Threads (in :meth:`Pipeline.stream`): the detector runs on the calling thread; the 2D
+stage, the lifter and the refiner on a :class:`~wsgcn_cli.background.BackgroundWorker`
+at a lower priority, so that on two cores they overlap with detection instead of
+adding to it; whatever the caller does with a result (e.g. handing it to a threaded
+:class:`~wsgcn_cli.io.video.VideoWriter`) happens on the calling thread.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+
+from wsgcn_cli.detect.base import Keypoints2D
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.pipeline import spec as specs
+from wsgcn_cli.pipeline.stages import (Detect, FrameResult, KeypointFile, Lift, Pose2D, Refine, finish_through,
+                                       push_through)
+
+#: Frames the 2D stage and the lifter handle at a time.
+BATCH = 8
+
+
+class Pipeline:
+    """A lift pipeline's stages, built and checked once; use :meth:`from_file`.
+
+    Attributes:
+        spec: the pipeline file's tables (``name``, ``path``, ``[detector]``, ...).
+        name: the pipeline's name.
+        representation: the 2D stage's options (:class:`~wsgcn_cli.pipeline.spec.Representation`).
+        net: the 2D pose representation network, or None (``kind = "geometric"``).
+        lifter: the :class:`wsgcn_cli.lifter.Lifter`; lifter_path: its weights file.
+        refiner: the :class:`wsgcn_cli.models.refiner.TemporalRefiner`, or None.
+        keypoints: the ``--keypoints`` file read instead of detecting, or None.
+        detector_table: the ``[detector]`` table (name and options).
+        max_height: the overlay's height limit in pixels (``[render] max_height``).
+        warnings: things worth telling the user (e.g. a refiner trained on other weights).
+    """
+
+    def __init__(self, spec: dict, representation, net, lifter, lifter_path: Path, refiner=None, keypoints=None,
+                 warnings=()):
+        self.spec, self.name, self.lifter_path = spec, spec["name"], Path(lifter_path)
+        self.representation, self.net, self.lifter, self.refiner = representation, net, lifter, refiner
+        self.keypoints = None if keypoints is None else Path(keypoints)
+        self.detector_table = dict(spec.get("detector", {}))
+        self.max_height = int(spec.get("render", {}).get("max_height", 720))
+        self.warnings = list(warnings)
+
+    @classmethod
+    def from_file(cls, name_or_path: str | Path, device: str = "auto", refine: bool = False,
+                  keypoints: str | Path | None = None, lifter_weights: str | Path | None = None) -> "Pipeline":
+        """Build the pipeline named ``name_or_path`` (``"body17"`` or a ``.toml`` path).
+
+        Args:
+            device: ``"auto"``, ``"cpu"`` or ``"cuda"``, for every network.
+            refine: add the ``[refiner]`` stage.
+            keypoints: read 2D keypoints from this file (wsgcn ``.npz`` or MMPose
+                ``.json``, see :mod:`wsgcn_cli.detect.precomputed`) instead of detecting.
+            lifter_weights: use these lifter weights instead of the pipeline's
+                (``finetune`` adapting other weights); the checks apply to them.
+
+        Raises:
+            WsgcnError: a missing or invalid pipeline file, unknown detector or
+                ``[representation]`` options, missing, unreadable or mismatched weights
+                (layout, kind, codec), a confidence-reading lifter without the network,
+                ``refine`` without a ``[refiner]`` table, a missing keypoint file.
+        """
+        return cls.from_spec(specs.load(name_or_path, kind="lift"), device, refine, keypoints, lifter_weights)
+
+    @classmethod
+    def from_spec(cls, spec: dict, device: str = "auto", refine: bool = False,
+                  keypoints: str | Path | None = None, lifter_weights: str | Path | None = None) -> "Pipeline":
+        """:meth:`from_file` for tables already read (``wsgcn_cli.pipeline.load(..., kind="lift")``)."""
+        from wsgcn_cli.lifter import Lifter
+
+        if refine and "refiner" not in spec:
+            raise WsgcnError(f"--refine needs a pipeline with a [refiner] table (e.g. body17-refine); "
+                             f"{spec['name']} has none")
+        rep = specs.Representation.from_spec(spec.get("representation", {}))
+        if keypoints is None:
+            from wsgcn_cli.detect.base import available_detectors
+
+            name = spec.get("detector", {}).get("name", "mediapipe")
+            if name not in available_detectors():
+                raise WsgcnError(f"unknown detector {name!r}; available: {', '.join(available_detectors())}")
+        table = spec["lifter"]
+        if lifter_weights is None and "weights" not in table:
+            raise WsgcnError(f"pipeline {spec['path']}: [lifter] names no weights (weights = \"...\")")
+        path = Path(lifter_weights) if lifter_weights is not None else specs.resolve_path(table["weights"], spec)
+        lifter = Lifter.from_weights(path, flip_test=bool(table.get("flip_test", True)), device=device)
+        if lifter.confidence_input and rep.kind != "network":
+            raise WsgcnError(f"lifter {path.name} reads the 2D representation network's confidences: "
+                             f"use it with [representation] kind = \"network\" (pipeline {spec['name']})")
+        net = None
+        if rep.kind == "network":
+            from wsgcn_cli.models.representation import RepresentationModel
+
+            net = RepresentationModel.from_weights(specs.resolve_path(rep.weights, spec), device=str(lifter.device))
+        refiner, warnings = None, []
+        if refine:
+            refiner, warnings = _load_refiner(spec, lifter, path)
+        if keypoints is not None and not Path(keypoints).is_file():
+            raise WsgcnError(f"keypoint file {keypoints} does not exist")
+        return cls(spec, rep, net, lifter, path, refiner, keypoints, warnings)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def detector(self, source):
+        """A fresh detector for ``source`` (a :class:`wsgcn_cli.io.video.FrameSource`; its
+        tracking state is the source's own): the ``--keypoints`` file's rows, or the
+        ``[detector]`` model (static-image mode unless the source is a video).
+
+        Raises WsgcnError for an unreadable keypoint file, or one whose frame count
+        differs from the source's, or a detector that cannot be created.
+        """
+        if self.keypoints is not None:
+            from wsgcn_cli.detect.precomputed import load_keypoints
+
+            kp = load_keypoints(self.keypoints, image_size=(source.width, source.height), fps=source.fps)
+            if source.num_frames is not None and kp.num_frames != source.num_frames:
+                raise WsgcnError(f"{self.keypoints} has {kp.num_frames} frames of keypoints, "
+                                 f"{getattr(source, 'path', 'the input')} has {source.num_frames} frames")
+            return KeypointFile(kp, str(self.keypoints))
+        from wsgcn_cli.detect.base import make_detector
+
+        options = {k: v for k, v in self.detector_table.items() if k != "name"}
+        options.setdefault("static_image_mode", source.kind != "video")
+        return make_detector(self.detector_table.get("name", "mediapipe"), **options)
+
+    def stages(self, layout: str, width: int, height: int, fps: float, lift: bool = True) -> list:
+        """Fresh stages after the detector for one stream of ``layout`` keypoints on
+        ``width`` x ``height`` pixel images at ``fps``: the 2D stage, and with ``lift``
+        the lifter and the refiner (if built). Raises WsgcnError for an unmappable layout."""
+        out = [Pose2D(self.representation, layout, width, height, fps, self.net, BATCH)]
+        if lift:
+            out.append(Lift(self.lifter, width, height, BATCH))
+            if self.refiner is not None:
+                out.append(Refine(self.refiner, self.lifter.codec_mode, width, height))
+        return out
+
+    def stream(self, source, keep_images: bool = True) -> "Stream":
+        """Run the pipeline over ``source``'s frames: iterate over the returned
+        :class:`Stream` for one :class:`~wsgcn_cli.pipeline.stages.FrameResult` per frame,
+        in order; use it as a context manager so that an error or an early exit stops
+        its thread and closes the detector.
+
+        ``source``: a :class:`wsgcn_cli.io.video.FrameSource` (or anything with
+        ``width``, ``height``, ``fps``, ``kind``, ``num_frames`` that iterates over
+        :class:`wsgcn_cli.io.video.Frame`). ``keep_images``: results carry their frame's
+        image (for the overlay); without it, no image is held.
+
+        The detector and the stages are created here, so their errors (an unreadable
+        keypoint file, an unmappable layout) come before any frame is read.
+        """
+        return Stream(self, source, keep_images)
+
+    def run(self, kp: Keypoints2D, lift: bool = True) -> "Track":
+        """The stages after the detector over keypoints already detected (one person, in
+        order, e.g. a ``finetune`` clip's cached detections), on the calling thread.
+
+        ``kp``: any layout that maps to H36M-17, pixels. ``lift``: also run the lifter
+        (and the refiner, if built); else ``keypoints_3d`` stays empty. Returns the
+        :class:`Track`. The 2D is exactly what :meth:`stream` gives for the same keypoints
+        and frame times.
+        """
+        stages = self.stages(kp.layout, kp.width, kp.height, kp.fps, lift=lift)
+        track = Track(kp.layout)
+        for i in range(kp.num_frames):
+            track.extend(push_through(stages, [FrameResult(i, float(kp.times[i]), None, kp.xy[i], kp.score[i])]))
+        track.extend(finish_through(stages))
+        return track
+
+    # -- provenance --------------------------------------------------------------------------
+
+    def pose_file(self, track: "Track", fps: float, image_size: tuple[int, int], source: str):
+        """A :class:`wsgcn_cli.io.posefile.PoseFile` of ``track`` with this pipeline's
+        provenance (name, weights digests); ``fps``, ``image_size`` (width, height px) and
+        ``source`` (file name) describe the input."""
+        from wsgcn_cli.io import posefile
+
+        extra = {}
+        if self.refiner is not None:
+            extra["refiner_sha256"] = self.refiner.sha256
+        if self.net is not None:
+            extra["representation_sha256"] = self.net.sha256
+        return posefile.PoseFile(
+            keypoints_2d=track.keypoints_2d, scores=track.scores, keypoints_3d=track.keypoints_3d,
+            times=track.times, missing=track.missing, fps=fps, image_size=tuple(image_size),
+            detector_keypoints=track.detector_keypoints, detector_scores=track.detector_scores,
+            detector_layout=track.layout, pipeline=self.name, weights_sha256=self.lifter.sha256, source=source,
+            extra=extra)
+
+
+def _load_refiner(spec: dict, lifter, lifter_path: Path):
+    from wsgcn_cli.models.refiner import TemporalRefiner
+
+    table = spec["refiner"]
+    if "weights" not in table:
+        raise WsgcnError(f"pipeline {spec['path']}: [refiner] names no weights (weights = \"...\")")
+    path = specs.resolve_path(table["weights"], spec)
+    if not path.is_file():
+        raise WsgcnError(f"refiner weights {path} not found: train them with "
+                         f"`wsgcn train train-refiner` (pipelines/train-refiner.toml)")
+    refiner = TemporalRefiner.from_weights(path, device=str(lifter.device), lifter=lifter, window=table.get("window"),
+                                           overlap=table.get("overlap"), flip_test=bool(table.get("flip_test", False)))
+    warnings = [] if refiner.lifter_matches else \
+        [f"{table['weights']} was trained on other lifter weights than {lifter_path.name}"]
+    return refiner, warnings
+
+
+class Stream:
+    """One pass of a :class:`Pipeline` over a source's frames (see :meth:`Pipeline.stream`).
+
+    Iterate once for the :class:`~wsgcn_cli.pipeline.stages.FrameResult` of every frame,
+    in order. Memory stays bounded whatever the video's length: a frame (and its image)
+    is held only until every stage has finished it (see :mod:`wsgcn_cli.pipeline.stages`
+    for each stage's delay) plus a queue of 4 frames before the background thread.
+
+    Attributes: ``layout``, the detector's keypoint layout.
+
+    Raises (while iterating) the errors of the source (an undecodable video), the
+    detector and the stages.
+    """
+
+    def __init__(self, pipeline: Pipeline, source, keep_images: bool = True):
+        self.source = source
+        detector = pipeline.detector(source)
+        self.layout = detector.layout  # the detector's keypoint layout
+        try:
+            self.detect = Detect(detector, keep_images)
+            self.stages = pipeline.stages(detector.layout, source.width, source.height, source.fps)
+        except BaseException:
+            detector.close()
+            raise
+        self._run = self._results()
+
+    def __iter__(self):
+        return self._run
+
+    def _results(self):
+        import torch
+
+        from wsgcn_cli.background import BackgroundWorker
+
+        done: collections.deque = collections.deque()  # finished on the worker, taken here
+        # The lifter sees a few frames at a time: one thread is fastest, and leaves the
+        # other core to the detector.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        worker = BackgroundWorker(lambda item: done.extend(push_through(self.stages, [item])),
+                                  queue_size=4, name="lift", nice=10)
+        try:
+            for frame in self.source:
+                for item in self.detect.push(frame):
+                    worker.submit(item)
+                while done:
+                    yield done.popleft()
+            worker.close()
+            done.extend(finish_through(self.stages))
+            while done:
+                yield done.popleft()
+        except BaseException:
+            worker.abort()
+            raise
+        finally:
+            torch.set_num_threads(threads)
+            self.detect.close()
+
+    def close(self) -> None:
+        """Stop early: the background thread stops, the detector is closed (idempotent)."""
+        self._run.close()  # runs the generator's clean-up if it started
+        self.detect.close()
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Track:
+    """Whole-sequence arrays of a stream's results, in order (images are not kept).
+
+    Attributes (T frames): ``layout`` (the detector's), and the properties
+    ``times`` (T,) s, ``keypoints_2d`` (T, 17, 2) px, ``scores`` (T, 17),
+    ``missing`` (T,) bool, ``keypoints_3d`` (T, 17, 3) m (NaN where missing or not
+    lifted), ``detector_keypoints`` (T, J, 2) px, ``detector_scores`` (T, J),
+    ``frames_with_pose``.
+    """
+
+    def __init__(self, layout: str = ""):
+        self.layout = layout
+        self._rows: dict[str, list] = {k: [] for k in ("time", "keypoints_2d", "scores", "missing", "keypoints_3d",
+                                                        "detector_keypoints", "detector_scores")}
+
+    def add(self, result: FrameResult) -> None:
+        """Append one result (frames must come in order)."""
+        for key, rows in self._rows.items():
+            value = getattr(result, key)
+            rows.append(np.full((17, 3), np.nan, np.float32) if value is None and key == "keypoints_3d" else value)
+
+    def extend(self, results) -> None:
+        for r in results:
+            self.add(r)
+
+    def __len__(self) -> int:
+        return len(self._rows["time"])
+
+    def _stack(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        rows = self._rows[key]
+        return np.array(rows, dtype).reshape((len(rows),) + shape)
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.array(self._rows["time"], np.float64)
+
+    @property
+    def keypoints_2d(self) -> np.ndarray:
+        return self._stack("keypoints_2d", (17, 2), np.float32)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._stack("scores", (17,), np.float32)
+
+    @property
+    def missing(self) -> np.ndarray:
+        return np.array(self._rows["missing"], bool)
+
+    @property
+    def keypoints_3d(self) -> np.ndarray:
+        return self._stack("keypoints_3d", (17, 3), np.float32)
+
+    @property
+    def detector_keypoints(self) -> np.ndarray:
+        rows = self._rows["detector_keypoints"]
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0, 2), np.float32)
+
+    @property
+    def detector_scores(self) -> np.ndarray:
+        rows = self._rows["detector_scores"]
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+
+    @property
+    def frames_with_pose(self) -> int:
+        """Frames with a complete 3D pose."""
+        return int(np.isfinite(self.keypoints_3d).all(axis=(1, 2)).sum())
+
+    def keypoints(self, width: int, height: int, fps: float) -> Keypoints2D:
+        """The 2D stage's output as :class:`Keypoints2D` (``h36m17``, pixels) of an input
+        of ``width`` x ``height`` pixels at ``fps``."""
+        return Keypoints2D("h36m17", self.keypoints_2d, self.scores, self.times, width, height, fps)
