@@ -157,8 +157,7 @@ def files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
 
 
-def check(run: Run, before: set[Path], case_dir: Path, out: Path, expect: str, words=(),
-          leftover_known: bool = False) -> None:
+def check(run: Run, before: set[Path], case_dir: Path, out: Path, expect: str, words=()) -> None:
     """The contract: exit 0 with one complete pose file and nothing else new, or exit 1
     with one ``error:`` line, no traceback, no output folder and nothing new at all."""
     assert "Traceback" not in run.stderr and "Exception in thread" not in run.stderr, run.stderr[-3000:]
@@ -183,8 +182,6 @@ def check(run: Run, before: set[Path], case_dir: Path, out: Path, expect: str, w
         for w in words:
             assert w in errors[0], errors[0]
         assert not new, f"stray files: {sorted(map(str, new))}"
-        if out.exists() and not any(out.iterdir()) and leftover_known:
-            pytest.xfail(API_LIFT)
         assert not out.exists(), f"{out} left behind: {sorted(p.name for p in out.rglob('*'))}"
 
 
@@ -195,21 +192,8 @@ def check(run: Run, before: set[Path], case_dir: Path, out: Path, expect: str, w
 XFAIL = {
     "video with 2000 bytes flipped": "io/video.py: av.open raises UnicodeDecodeError on corrupt stream metadata, "
                                      "which _open_video does not turn into a WsgcnError",
-    "[lifter] without weights": "pipeline spec: a [lifter] table without weights is not checked (KeyError)",
-    "weights = 3": "pipeline spec: weights that are not a string reach Path() (TypeError)",
-    "max_gap_frames is text": "pipeline spec: [representation] values are not type-checked (TypeError)",
-    "max_gap_frames negative": "pipeline spec: a negative max_gap_frames is a ValueError, not a WsgcnError",
+    "weights = 3": "pipeline/spec.py: weights that are not a string reach Path() (TypeError)",
 }
-
-#: Cases where the committed ``api.lift`` leaves an empty ``--out`` folder behind when it
-#: fails after making it (its rewrite, under way, removes what it created). For these,
-#: every other check must still pass; only a left-behind empty folder turns into an xfail.
-LEFTOVER_FOLDER = {
-    "clip intact (control)", "video truncated at 90 %", "video one byte short", "video with 10 bytes flipped",
-    "folder with a good frame and a broken one", "unknown detector",
-}
-API_LIFT = "api.lift leaves the --out folder it made behind on failure (rewrite under way)"
-
 
 def cases(table: dict) -> list:
     return [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=XFAIL[n])) if n in XFAIL else n
@@ -315,7 +299,7 @@ def test_bad_video_and_image_inputs(name, assets, tmp_path, capsys):
     out = tmp_path / "out"
     before = files_under(tmp_path)
     run = run_in_process([inp, "--out", out, "--no-video", "--quiet"], capsys, tmp_path)
-    check(run, before, tmp_path, out, expect, leftover_known=name in LEFTOVER_FOLDER)
+    check(run, before, tmp_path, out, expect)
 
 
 def _pipeline(d: Path, base: str, table: str, weights: Path) -> Path:
@@ -444,8 +428,7 @@ def test_malformed_pipeline_files(name, assets, tmp_path, capsys):
     args = [assets / "clip10.mp4", "--pipeline", pipeline, "--out", out, "--no-video", "--quiet"]
     if keypoints:
         args += ["--keypoints", assets / "kp.npz"]
-    check(run_in_process(args, capsys, tmp_path), before, tmp_path, out, expect,
-          leftover_known=name in LEFTOVER_FOLDER)
+    check(run_in_process(args, capsys, tmp_path), before, tmp_path, out, expect)
 
 
 def _good_xy(t=FRAMES):
@@ -529,8 +512,7 @@ def test_malformed_keypoint_files(name, assets, tmp_path, capsys):
     out = tmp_path / "out"
     before = files_under(tmp_path)
     args = [assets / "clip10.mp4", "--keypoints", kp, "--out", out, "--no-video", "--quiet"]
-    # the committed api.lift makes the output folder before it reads the keypoints
-    check(run_in_process(args, capsys, tmp_path), before, tmp_path, out, expect, leftover_known=True)
+    check(run_in_process(args, capsys, tmp_path), before, tmp_path, out, expect)
 
 
 @pytest.mark.parametrize("case", ["2D network as the lifter", "video truncated to 1 KiB", "json truncated"])
@@ -548,7 +530,7 @@ def test_the_real_command_in_a_subprocess(case, assets, tmp_path):
         args, words = [assets / "clip10.mp4", "--keypoints", make_keypoints(file_name, how, assets, tmp_path)], ()
     before = files_under(tmp_path)
     run = run_subprocess(args + ["--out", out, "--no-video"], cwd=tmp_path)
-    check(run, before, tmp_path, out, "error", words, leftover_known=case == "json truncated")
+    check(run, before, tmp_path, out, "error", words)
 
 
 def test_there_are_at_least_50_cases():
