@@ -234,3 +234,63 @@ def test_joint_loss_with_detected_weight_one_lifts_the_detections(tmp_path):
     with torch.no_grad():
         direct = torch.linalg.vector_norm(lifter(codec.root_scale_normalize_torch(noisy)), dim=-1).mean()
     assert torch.allclose(lift.detach(), direct, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- training on the Trainer
+
+NO_H36M = not (SHARED / "h36m_3d_17j_world_mm.npz").is_file()
+
+
+def _train_rep(pipeline, tmp_path, **changes):
+    """``wsgcn train <pipeline>`` on S1 every 50th frame, a tiny network; every output
+    under ``tmp_path``."""
+    import json
+
+    from wsgcn_cli import api
+
+    sets = {"model.hidden": 16, "model.num_blocks": 1, "subjects": ["S1"], "stride": 50, "val_stride": 500,
+            "epochs": 1, "samples_per_epoch": 1024, "batch_size": 128, "lr": 3e-3,
+            "out": str(tmp_path / "net.safetensors"), "checkpoint": str(tmp_path / "net.ckpt"),
+            "curve": str(tmp_path / "curve.json"), **changes}
+    return api.train(pipeline, quiet=True, overrides=[f"{k}={json.dumps(v)}" for k, v in sets.items()])
+
+
+@pytest.mark.skipif(NO_H36M, reason="needs ../shared/data/h36m (Human3.6M ground truth)")
+def test_representation_task_trains_resumes_and_refuses_other_settings(tmp_path):
+    first = _train_rep("train-representation", tmp_path)
+    out = tmp_path / "net.safetensors"
+    assert out.is_file() and (tmp_path / "net.ckpt").is_file() and (tmp_path / "curve.json").is_file()
+    second = _train_rep("train-representation", tmp_path, epochs=2)  # continues from the checkpoint
+    hist = second["history"]
+    assert [h["epoch"] for h in hist] == [1, 2] and hist[0] == first["history"][0]
+    assert hist[1]["loss"] < hist[0]["loss"] and hist[1]["val_out_px"] < hist[0]["val_out_px"]
+    rep = RepresentationModel.from_weights(out)
+    assert rep.meta["task"] == "representation" and rep.meta["model_options"] == {"hidden": 16, "num_blocks": 1}
+    assert rep.meta["trained_on"]["corruption"]["drop_max"] == 0.4 and rep.meta["samples_seen_total"] == 2048
+    with pytest.raises(WsgcnError, match="other settings"):
+        _train_rep("train-representation", tmp_path, epochs=3, jitter=0.05)
+
+
+@pytest.mark.skipif(NO_H36M, reason="needs ../shared/data/h36m (Human3.6M ground truth)")
+def test_joint_task_writes_network_and_lifter_from_earlier_weights(tmp_path):
+    from wsgcn_cli import weights
+    from wsgcn_cli.lifter import Lifter
+
+    torch.manual_seed(0)
+    init = tmp_path / "init.safetensors"
+    weights.save(init, build_model("pose_representation", hidden=16, num_blocks=1).state_dict(),
+                 {"model": "pose_representation", "model_options": {"hidden": 16, "num_blocks": 1}, "layout": "h36m17",
+                  "epochs": 2, "samples_per_epoch": 1000})
+    joint = dict(init_weights=str(init), lifter=str(_tiny_lifter_weights(tmp_path / "base.safetensors")),
+                 lifter_out=str(tmp_path / "lifter.safetensors"))
+    first = _train_rep("train-representation-lifter", tmp_path, **joint)
+    second = _train_rep("train-representation-lifter", tmp_path, epochs=2, **joint)
+    hist = second["history"]
+    assert [h["epoch"] for h in hist] == [1, 2] and hist[0] == first["history"][0]
+    assert hist[1]["loss"] < hist[0]["loss"] and {"lift_m", "val_mpjpe_mm", "val_drop_mpjpe_mm"} <= set(hist[1])
+    lifter = Lifter.from_weights(tmp_path / "lifter.safetensors", device="cpu")
+    assert lifter.confidence_input and lifter.meta["init_weights"] == "base.safetensors"
+    assert lifter.meta["samples_seen_total"] == 2048 and lifter.meta["representation"]["weights"] == "net.safetensors"
+    rep = RepresentationModel.from_weights(tmp_path / "net.safetensors")
+    assert rep.meta["lifter"]["sha256"] == lifter.sha256 and rep.meta["init_sha256"] == weights.sha256(init)
+    assert rep.meta["samples_seen_before"] == 2000 and rep.meta["samples_seen_total"] == 2000 + 2048

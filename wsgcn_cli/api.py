@@ -37,16 +37,19 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
     console = _console(quiet)
     command = ("wsgcn train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                if sys.argv[1:2] == ["train"] else f"wsgcn train {pipeline}")
-    if spec.get("task") == "refiner":
-        from wsgcn_cli.train.refine import train_from_spec
+    if spec.get("task") in ("refiner", "representation"):
+        from wsgcn_cli.lifter import resolve_device
+        from wsgcn_cli.train.common import schedule_from_spec
+        from wsgcn_cli.train.refine import RefinerTask
+        from wsgcn_cli.train.representation import Pose2DTask
+        from wsgcn_cli.train.trainer import Trainer
 
-        return train_from_spec(spec, data=data, device=device, log=console.print, command=command)
-    if spec.get("task") == "representation":
-        from wsgcn_cli.train.representation import train_from_spec as train_representation
-
+        schedule, rest = schedule_from_spec(spec)
+        task = {"refiner": RefinerTask, "representation": Pose2DTask}[spec["task"]].from_spec(
+            spec, rest, data_root=data, log=console.print)
         with progress_bar(f"training {spec['name']}", None, quiet) as advance:
-            return train_representation(spec, data=data, device=device, log=console.print,
-                                         progress=advance, command=command)
+            return Trainer(task, schedule, resolve_device(device), log=console.print, progress=advance,
+                           command=command).fit()
     if spec["train"].get("protocol") == "weak":
         from wsgcn_cli.train.weak import WeakConfig, train_weak as run_training
 

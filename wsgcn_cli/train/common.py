@@ -1,34 +1,65 @@
-"""Small pieces shared by the training loops (supervised, weak, refiner, finetune)."""
+"""Train pipelines -> the Trainer's settings; and the pieces the loops not yet on the
+Trainer (``loop``, ``weak``, ``finetune``) still share.
+
+:func:`schedule_from_spec` and :func:`fill_config` turn a loaded train pipeline into a
+:class:`~wsgcn_cli.train.trainer.Schedule` and a task's own config (used by the
+refiner and 2D-network tasks). The rest (:func:`save_checkpoint`, :func:`resume`,
+:func:`save_trained`, :func:`validate`) goes when those loops move onto the Trainer.
+"""
 
 from __future__ import annotations
 
-import os
-import platform
+from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from wsgcn_cli import codec, weights
+from wsgcn_cli import weights
+from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.io.atomic import atomic_write
+from wsgcn_cli.train.lifter import encode_h36m  # noqa: F401  (loop, weak)
+from wsgcn_cli.train.trainer import Schedule, machine_description  # noqa: F401  (loop, weak, finetune)
 
 
-def encode_h36m(kp: np.ndarray, data, mode: str) -> np.ndarray:
-    """Lifter inputs (N, 17, 2) from Human3.6M pixel keypoints, per-sample image sizes."""
-    return codec.encode_2d(kp, mode, data.image_size[:, 0, None, None].astype(np.float32),
-                           data.image_size[:, 1, None, None].astype(np.float32))
+def schedule_from_spec(spec: dict) -> tuple[Schedule, dict]:
+    """(Schedule, the task's own ``[train]`` keys) of a loaded train pipeline.
+
+    Paths: ``out`` relative to the repository root; ``init_weights``, ``checkpoint``
+    and ``curve`` beside the pipeline file first (see
+    :func:`wsgcn_cli.pipeline.resolve_path`). Defaults: checkpoint
+    ``<repo>/runs/<out stem>.ckpt``, curve ``<repo>/benchmarks/results/train_curve_<out stem>.json``.
+    """
+    from wsgcn_cli import pipeline as pipelines
+
+    schedule, rest = Schedule.split(spec.get("train", {}))
+    schedule.out = str(pipelines.resolve_path(schedule.out))
+    for key in ("init_weights", "checkpoint", "curve"):
+        if getattr(schedule, key):
+            setattr(schedule, key, str(pipelines.resolve_path(getattr(schedule, key), spec)))
+    stem = Path(schedule.out).stem
+    schedule.checkpoint = schedule.checkpoint or str(pipelines.ROOT / "runs" / f"{stem}.ckpt")
+    schedule.curve = schedule.curve or str(pipelines.ROOT / "benchmarks" / "results" / f"train_curve_{stem}.json")
+    return schedule, rest
+
+
+def fill_config(cfg, items: dict, where: str = "", fixed: tuple = ()):
+    """Set the dataclass fields of ``cfg`` from ``items`` (lists become tuples) and return it.
+
+    Raises WsgcnError for a key that is not a field, or is one of ``fixed`` (fields set
+    from their own tables); ``where`` names the pipeline in the message.
+    """
+    names = {f.name for f in fields(cfg)} - set(fixed)
+    for key, value in items.items():
+        if key not in names:
+            raise WsgcnError(f"unknown option {key!r} in pipeline {where}")
+        setattr(cfg, key, tuple(value) if isinstance(value, list) else value)
+    return cfg
 
 
 def save_checkpoint(obj: dict, path: str | Path) -> None:
     """``torch.save`` a checkpoint atomically (read it back with ``weights_only=True``)."""
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
-
-
-def machine_description(device: torch.device) -> str:
-    """``"x86_64 2 cores, CPU"`` or ``"... , NVIDIA H100 ..."``: for model cards."""
-    accel = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {accel}".replace("  ", " ")
 
 
 def validate(model: torch.nn.Module, codec_mode: str, device, data_root, val) -> tuple[float, float]:
