@@ -294,3 +294,5 @@ def test_joint_task_writes_network_and_lifter_from_earlier_weights(tmp_path):
     rep = RepresentationModel.from_weights(tmp_path / "net.safetensors")
     assert rep.meta["lifter"]["sha256"] == lifter.sha256 and rep.meta["init_sha256"] == weights.sha256(init)
     assert rep.meta["samples_seen_before"] == 2000 and rep.meta["samples_seen_total"] == 2000 + 2048
+    with pytest.raises(WsgcnError, match="init weights .* not pose_representation"):
+        _train_rep("train-representation-lifter", tmp_path, **{**joint, "model.hidden": 32})

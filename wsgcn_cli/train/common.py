@@ -1,10 +1,10 @@
-"""Train pipelines -> the Trainer's settings; and the pieces the loops not yet on the
-Trainer (``loop``, ``weak``, ``finetune``) still share.
+"""Train pipelines -> the Trainer's settings, and what ``finetune`` (not yet on the
+Trainer) still takes from here.
 
 :func:`schedule_from_spec` and :func:`fill_config` turn a loaded train pipeline into a
-:class:`~wsgcn_cli.train.trainer.Schedule` and a task's own config (used by the
-refiner and 2D-network tasks). The rest (:func:`save_checkpoint`, :func:`resume`,
-:func:`save_trained`, :func:`validate`) goes when those loops move onto the Trainer.
+:class:`~wsgcn_cli.train.trainer.Schedule` and a task's own config; :func:`changed_settings`
+and :func:`load_init` are the fingerprint and the ``init_weights`` of a task. :func:`save_checkpoint`
+and the re-exported ``machine_description`` go when ``finetune`` moves onto the Trainer.
 """
 
 from __future__ import annotations
@@ -54,6 +54,33 @@ def fill_config(cfg, items: dict, where: str = "", fixed: tuple = ()):
             raise WsgcnError(f"unknown option {key!r} in pipeline {where}")
         setattr(cfg, key, tuple(value) if isinstance(value, list) else value)
     return cfg
+
+
+def changed_settings(cfg, ignored: tuple = ()) -> dict:
+    """The fields of the dataclass ``cfg`` that differ from its defaults, less ``ignored``:
+    a task's part of a checkpoint's fingerprint (an option added later, at its default,
+    keeps older runs resumable)."""
+    base = type(cfg)()
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg)
+            if f.name not in ignored and getattr(cfg, f.name) != getattr(base, f.name)}
+
+
+def load_init(module: torch.nn.Module, path: str | Path, kind: str, model: str, options: dict,
+              device) -> tuple[dict, str]:
+    """Load earlier weights (``init_weights``) of ``model`` with ``options`` into ``module``
+    through :func:`wsgcn_cli.weights.load_model`; returns (their metadata, sha256).
+
+    Raises WsgcnError for unreadable weights, weights of another kind (see
+    :data:`wsgcn_cli.weights.KINDS`), or of another model or options.
+    """
+    from wsgcn_cli.weights import load_model
+
+    loaded, meta, digest = load_model(path, kind, device=device)
+    if (meta.get("model"), meta.get("model_options", {})) != (model, options):
+        raise WsgcnError(f"init weights {path} are {meta.get('model')} {meta.get('model_options')}, "
+                         f"not {model} {options}")
+    module.load_state_dict(loaded.state_dict())
+    return meta, digest
 
 
 def save_checkpoint(obj: dict, path: str | Path) -> None:

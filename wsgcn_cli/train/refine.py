@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.lifter import Lifter
 from wsgcn_cli.models.refiner import TemporalRefiner, build_refiner, check_window, refine_sequence
 from wsgcn_cli.skeletons import H36M17
-from wsgcn_cli.train.common import fill_config
+from wsgcn_cli.train.common import changed_settings, fill_config, load_init
 from wsgcn_cli.train.lifter import encode_h36m
 from wsgcn_cli.train.trainer import Task
 
@@ -121,12 +121,6 @@ class RefineConfig:
             raise WsgcnError(f"training window must be >= 2 frames (velocity loss), got {self.window}")
         check_window(self.window, self.overlap)
         build_refiner(self.model, **self.model_options)  # raises for unknown names / options
-
-    def fingerprint(self) -> dict:
-        """Settings that change training (not paths, cache, validation), for resuming."""
-        ignored = ("lifter", "cache", "val", "val_cameras", "lift_batch")
-        base = type(self)()
-        return {k: v for k, v in asdict(self).items() if k not in ignored and v != getattr(base, k)}
 
 
 # ----------------------------------------------------------------------------- data
@@ -364,14 +358,10 @@ class RefinerTask(Task):
 
     def init_from(self, path: str) -> dict:
         """Start from refiner weights of the same model, trained on this lifter's outputs."""
-        model, meta, _ = weights.load_model(path, "refiner", device=self.ar.device, layout="h36m17")
-        if (meta.get("model"), meta.get("model_options")) != (self.cfg.model, self.cfg.model_options):
-            raise WsgcnError(f"init weights {path} are {meta.get('model')} {meta.get('model_options')}, "
-                             f"not {self.cfg.model} {self.cfg.model_options}")
+        meta, _ = load_init(self.model, path, "refiner", self.cfg.model, self.cfg.model_options, self.ar.device)
         if meta.get("lifter_sha256", self.lifter.sha256) != self.lifter.sha256:
             raise WsgcnError(f"init weights {path} were trained on another lifter's outputs "
                              f"({meta.get('lifter_weights')}), not {Path(self.cfg.lifter).name}")
-        self.model.load_state_dict(model.state_dict())
         if "steps_per_epoch" in meta:  # written before the Trainer: count its samples too
             meta = {**meta, "samples_per_epoch": meta["steps_per_epoch"] * meta.get("batch_size", 0)}
         return meta
@@ -380,7 +370,8 @@ class RefinerTask(Task):
         return self.n
 
     def fingerprint(self) -> dict:
-        return {**self.cfg.fingerprint(), "lifter_sha256": self.lifter.sha256 if self.lifter else ""}
+        ignored = ("lifter", "cache", "val", "val_cameras", "lift_batch")  # paths and validation: any
+        return {**changed_settings(self.cfg, ignored), "lifter_sha256": self.lifter.sha256}
 
     def loss(self, idx, gen):
         cfg, dev, b = self.cfg, idx.device, len(idx)

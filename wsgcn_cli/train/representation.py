@@ -44,7 +44,7 @@ Human Pose Machines (Wang et al., TPAMI 2019).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.models.representation import MIN_PRESENT, RepresentationModel, normalize
 from wsgcn_cli.skeletons import H36M17
-from wsgcn_cli.train.common import fill_config
+from wsgcn_cli.train.common import changed_settings, fill_config, load_init
 from wsgcn_cli.train.trainer import Task
 
 #: Distal joints of each limb (H36M-17): right leg, left leg, left arm, right arm.
@@ -118,12 +118,6 @@ class RepresentationConfig:
             cfg.lifter = str(pipelines.resolve_path(cfg.lifter, spec))
             cfg.lifter_out = str(pipelines.resolve_path(cfg.lifter_out))
         return cfg
-
-    def fingerprint(self) -> dict:
-        """Settings that change training (not paths or validation), for resuming."""
-        ignored = ("lifter", "lifter_out", "val_stride", "val_drop")
-        base = type(self)()
-        return {k: v for k, v in asdict(self).items() if k not in ignored and v != getattr(base, k)}
 
 
 def body_scale(xy: torch.Tensor) -> torch.Tensor:
@@ -266,11 +260,7 @@ class Pose2DTask(Task):
 
     def init_from(self, path: str) -> dict:
         """Start the network from earlier weights of the same model."""
-        model, meta, digest = weights.load_model(path, "pose2d", device=self.device)
-        if (meta.get("model"), meta.get("model_options")) != (self.cfg.model, self.cfg.model_options):
-            raise WsgcnError(f"init weights {path} are {meta.get('model')} {meta.get('model_options')}, "
-                             f"not {self.cfg.model} {self.cfg.model_options}")
-        self.net.load_state_dict(model.state_dict())
+        meta, digest = load_init(self.net, path, "pose2d", self.cfg.model, self.cfg.model_options, self.device)
         self.init_meta = {**meta, "sha256": digest}
         return meta
 
@@ -278,7 +268,8 @@ class Pose2DTask(Task):
         return len(self.gt)
 
     def fingerprint(self) -> dict:
-        return {**self.cfg.fingerprint(), "lifter_sha256": self.lifter_meta.get("init_sha256", "")}
+        ignored = ("lifter", "lifter_out", "val_stride", "val_drop")  # paths and validation: any
+        return {**changed_settings(self.cfg, ignored), "lifter_sha256": self.lifter_meta.get("init_sha256", "")}
 
     def loss(self, idx, gen):
         cfg = self.cfg
