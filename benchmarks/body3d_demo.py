@@ -4,7 +4,9 @@ The clip is Human3.6M S11 "WalkDog 1", camera 60457274, frames 0-398 (1000x1002 
 50 fps; video frame n = 3D frame n). Its 3D ground truth,
 ``h36m_3d_17j_world_mm.npz["S11/WalkDog 1"][:399]``, is moved into that camera's frame
 with ``h36m_cameras.json`` and projected with the camera model of CONVENTIONS.md. It is
-used only to measure.
+used only to measure. The benchmark scripts beside it import it as ``body3d_demo`` (they
+run as ``python benchmarks/<script>.py`` with the package installed, so their folder is
+on the import path).
 """
 
 from __future__ import annotations

@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.body3d_demo import CAMERA, FRAMES, SHARED, SUBJECT, TAKE, VIDEO, ground_truth  # noqa: E402
+from body3d_demo import CAMERA, FRAMES, REPO, SHARED, SUBJECT, TAKE, VIDEO, ground_truth  # beside this script
 
 
 def lift_with(weights: Path, keypoints: Path, work: Path, tag: str):

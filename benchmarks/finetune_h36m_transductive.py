@@ -28,9 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.body3d_demo import SHARED  # noqa: E402
+from body3d_demo import REPO, SHARED  # beside this script
 
 
 def write_clips(data, stride: int, folder: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 """Frames per second of detection alone and of the whole ``wsgcn lift``, on the same clip.
 
 "Detection alone" is what every video-to-3D tool must pay: decoding the frames and
-running the detector (BlazePose full) on each. "Whole lift" is ``wsgcn_cli.api.lift``
+running the pipeline's detector (BlazePose full, :meth:`wsgcn_cli.pipeline.Pipeline.detector`)
+on each. "Whole lift" is ``wsgcn_cli.api.lift``
 with the given pipeline: decoding, detection, the 2D stage, the lifter, rendering the
 overlay, H.264 encoding and writing the pose file. The two are run alternately
 ``--rounds`` times in one process and the fastest run of each is kept (the least
@@ -18,23 +19,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def detection_alone(clip: Path, detector_options: dict) -> tuple[float, int]:
-    from wsgcn_cli.detect.base import make_detector
+def detection_alone(clip: Path, pipe) -> tuple[float, int]:
+    """Seconds and frames of decoding ``clip`` and running ``pipe``'s detector on each frame."""
     from wsgcn_cli.io.video import open_frames
 
     t0 = time.perf_counter()
     with open_frames(clip) as src:
-        det = make_detector("mediapipe", static_image_mode=src.kind != "video", **detector_options)
+        det = pipe.detector(src)
         n = 0
         for frame in src:
             det.detect(frame.image)
@@ -61,16 +60,15 @@ def main():
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "pipeline_speed.json"))
     args = parser.parse_args()
 
-    from wsgcn_cli import pipeline as pipelines
     from wsgcn_cli.io.atomic import write_json
+    from wsgcn_cli.pipeline import Pipeline
 
-    spec = pipelines.load(args.pipeline, kind="lift")
-    det_opts = {k: v for k, v in spec.get("detector", {}).items() if k != "name"}
+    pipe = Pipeline.from_file(args.pipeline, device=args.device)
     clip = Path(args.clip)
     whole_lift(clip, args.pipeline, args.device)  # warm-up: imports, model load, file cache
     det_runs, lift_runs = [], []
     for r in range(args.rounds):
-        det_runs.append(detection_alone(clip, det_opts))
+        det_runs.append(detection_alone(clip, pipe))
         lift_runs.append(whole_lift(clip, args.pipeline, args.device))
         print(f"round {r + 1}: detection {det_runs[-1][1] / det_runs[-1][0]:.1f} fps, "
               f"whole lift {lift_runs[-1][1] / lift_runs[-1][0]:.1f} fps", flush=True)

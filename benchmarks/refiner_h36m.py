@@ -1,5 +1,8 @@
 """Human3.6M effect of the temporal LSTM refiner: lifter alone vs lifter + refiner.
 
+The lifter and the refiner are those of a lift pipeline (``--pipeline``, default
+``body17-refine``, built with :meth:`wsgcn_cli.pipeline.Pipeline.from_file`; ``--lifter``,
+``--refiner``, ``--window``, ``--overlap`` and ``--flip-test`` override its tables).
 For each 2D source (projected ground truth ``gt``, Stacked Hourglass ``sh``), lifts
 S9 and S11 (all four cameras by default) with the lifter, refines every sequence
 (subject / take / camera, frames in order) with the refiner, and reports MPJPE
@@ -10,13 +13,12 @@ the 3D of S9 "Discussion 1" (noted in the JSON). Refiner architecture: 3D Human 
 Machines (Wang et al., TPAMI 2019 / CVPR 2018).
 
 On ``../shared/data/videos/body3d_demo.mp4`` (Human3.6M S11 "WalkDog 1", 50 fps; see
-``benchmarks/body3d_demo.py``) it compares ``wsgcn lift`` with the ``body17`` pipeline
-and ``wsgcn lift --refine`` with ``body17-refine`` (the same BlazePose 2D, read back with
-``--keypoints``) against the ground truth, and times both whole commands (overlay video
+``benchmarks/body3d_demo.py``) it compares ``wsgcn lift`` and ``wsgcn lift --refine`` with
+the pipeline file (the same BlazePose 2D, read back with ``--keypoints``) against the ground truth, and times both whole commands (overlay video
 included) to give the refiner's share of ``lift`` time.
 
-    python benchmarks/refiner_h36m.py [--lifter weights/semgcn_nl_h36m_det2d.safetensors]
-        [--refiner weights/lstm_refiner_h36m.safetensors] [--data DIR] [--stride N]
+    python benchmarks/refiner_h36m.py [--pipeline body17-refine] [--lifter WEIGHTS] [--refiner WEIGHTS]
+        [--data DIR] [--stride N]
 
 Writes ``benchmarks/results/refiner_h36m.json`` (atomically).
 """
@@ -27,13 +29,11 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.body3d_demo import SHARED, VIDEO, ground_truth  # noqa: E402
+from body3d_demo import REPO, SHARED, VIDEO, ground_truth  # beside this script
 
 
-def body3d_demo(data_root: Path, work: Path, rounds: int = 2) -> dict:
-    """Errors and wall time of ``lift`` and ``lift --refine`` on the clip."""
+def body3d_demo(pipeline: str, data_root: Path, work: Path, rounds: int = 2) -> dict:
+    """Errors and wall time of ``lift`` and ``lift --refine`` with ``pipeline`` on the clip."""
     import time
 
     import numpy as np
@@ -41,11 +41,11 @@ def body3d_demo(data_root: Path, work: Path, rounds: int = 2) -> dict:
     from wsgcn_cli import api, metrics
 
     gt3d, _, _ = ground_truth(data_root)
-    first = api.lift(VIDEO, pipeline="body17", out_dir=work / "2d", video=False, overwrite=True, quiet=True)
+    first = api.lift(VIDEO, pipeline=pipeline, out_dir=work / "2d", video=False, overwrite=True, quiet=True)
     keypoints = first["outputs"]["npz"]
     result = {}
-    for name, pipe, refine in (("lift", "body17", False), ("lift_refine", "body17-refine", True)):
-        r = api.lift(VIDEO, pipeline=pipe, out_dir=work / name, keypoints=keypoints, refine=refine, video=False,
+    for name, refine in (("lift", False), ("lift_refine", True)):
+        r = api.lift(VIDEO, pipeline=pipeline, out_dir=work / name, keypoints=keypoints, refine=refine, video=False,
                      overwrite=True, quiet=True)
         pred = np.load(r["outputs"]["npz"])["keypoints_3d"].astype(np.float64) * 1000.0
         ok = np.isfinite(pred).all(axis=(1, 2))
@@ -56,9 +56,9 @@ def body3d_demo(data_root: Path, work: Path, rounds: int = 2) -> dict:
                         "frames": int(ok.sum())}
     seconds = {"lift": [], "lift_refine": []}
     for _ in range(rounds):  # whole commands from the video, overlay included, alternated
-        for name, pipe, refine in (("lift", "body17", False), ("lift_refine", "body17-refine", True)):
+        for name, refine in (("lift", False), ("lift_refine", True)):
             t0 = time.perf_counter()
-            api.lift(VIDEO, pipeline=pipe, out_dir=work / "timed", refine=refine, overwrite=True, quiet=True)
+            api.lift(VIDEO, pipeline=pipeline, out_dir=work / "timed", refine=refine, overwrite=True, quiet=True)
             seconds[name].append(time.perf_counter() - t0)
     result["seconds"] = seconds
     result["refine_cost_percent"] = 100.0 * (min(seconds["lift_refine"]) / min(seconds["lift"]) - 1.0)
@@ -68,8 +68,9 @@ def body3d_demo(data_root: Path, work: Path, rounds: int = 2) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lifter", default=str(REPO / "weights" / "semgcn_nl_h36m_det2d.safetensors"))
-    parser.add_argument("--refiner", default=str(REPO / "weights" / "lstm_refiner_h36m.safetensors"))
+    parser.add_argument("--pipeline", default="body17-refine", help="lift pipeline with a [refiner] table")
+    parser.add_argument("--lifter", default=None, help="lifter weights (default: the pipeline's)")
+    parser.add_argument("--refiner", default=None, help="refiner weights (default: the pipeline's)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--stride", type=int, default=None, help="frame stride (default: the refiner's)")
     parser.add_argument("--cameras", nargs="+", default=None)
@@ -78,8 +79,8 @@ def main(argv=None):
     parser.add_argument("--overlap", type=int, default=None)
     parser.add_argument("--cache", default=str(REPO / "cache" / "refiner"))
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=True,
-                        help="refiner test-time flip augmentation, as the body17-refine pipeline (default on)")
+    parser.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                        help="refiner test-time flip augmentation (default: the pipeline's)")
     parser.add_argument("--no-video", action="store_true", help="skip body3d_demo.mp4")
     parser.add_argument("--card", action="store_true", help="also write the refiner's model card from these results")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "refiner_h36m.json"))
@@ -88,16 +89,18 @@ def main(argv=None):
     from wsgcn_cli.data import h36m
     from wsgcn_cli.errors import WsgcnError
     from wsgcn_cli.io.atomic import write_json
-    from wsgcn_cli.lifter import Lifter
-    from wsgcn_cli.models.refiner import TemporalRefiner
+    from wsgcn_cli.pipeline import Pipeline, load, resolve_path
     from wsgcn_cli.train.refine import evaluate_refined
 
     try:
-        lifter = Lifter.from_weights(args.lifter, device=args.device)
-        refiner = TemporalRefiner.from_weights(args.refiner, device=str(lifter.device), lifter=lifter,
-                                               window=args.window, overlap=args.overlap, flip_test=args.flip_test)
-        if not refiner.lifter_matches:
-            print(f"warning: {args.refiner} was trained on another lifter than {args.lifter}", file=sys.stderr)
+        spec = load(args.pipeline, kind="lift")
+        overrides = {"weights": args.refiner, "window": args.window, "overlap": args.overlap,
+                     "flip_test": args.flip_test}
+        spec["refiner"] = {**spec.get("refiner", {}), **{k: v for k, v in overrides.items() if v is not None}}
+        pipe = Pipeline.from_spec(spec, device=args.device, refine=True, lifter_weights=args.lifter)
+        lifter, refiner = pipe.lifter, pipe.refiner
+        for warning in pipe.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         results = {}
         for source in args.sources:
             r = evaluate_refined(lifter, refiner, source, args.data, stride=args.stride,
@@ -113,23 +116,24 @@ def main(argv=None):
             import tempfile
 
             with tempfile.TemporaryDirectory() as work:
-                clip = body3d_demo(Path(args.data) if args.data else SHARED / "h36m", Path(work))
+                clip = body3d_demo(spec["path"], Path(args.data) if args.data else SHARED / "h36m", Path(work))
             for key in ("lift", "lift_refine"):
                 m = clip[key]
                 print(f"body3d_demo {key:11s}: MPJPE {m['mpjpe_mm']:6.2f} mm, P-MPJPE {m['p_mpjpe_mm']:6.2f} mm, "
                       f"MPJVE {m['mpjve_mm']:5.2f} mm/frame, accel {m['accel_mm']:5.2f} mm/frame²", flush=True)
             print(f"body3d_demo: --refine costs {clip['refine_cost_percent']:+.1f} % of lift time", flush=True)
             results["body3d_demo"] = clip
+        refiner_path = resolve_path(spec["refiner"]["weights"], spec)
         report = {
-            "lifter": Path(args.lifter).name, "lifter_sha256": lifter.sha256,
-            "refiner": Path(args.refiner).name, "refiner_sha256": refiner.sha256,
+            "pipeline": pipe.name, "lifter": pipe.lifter_path.name, "lifter_sha256": lifter.sha256,
+            "refiner": refiner_path.name, "refiner_sha256": refiner.sha256,
             "refiner_trained_on_this_lifter": refiner.lifter_matches,
             "window": refiner.window, "overlap": refiner.overlap, "refiner_flip_test": refiner.flip_test,
             "results": results,
         }
         write_json(args.out, report)
         if args.card:
-            print(f"wrote {write_card(Path(args.refiner), report)}")
+            print(f"wrote {write_card(refiner_path, report)}")
     except WsgcnError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -11,10 +11,11 @@ geometric mapping and the detected-2D lifter, what ``lift`` runs by default):
 2. MPJPE / P-MPJPE (flip test, per-action averages): ``body17``'s lifter on the
    geometric 2D; the pipeline's lifter on the network's output (with the network's
    confidences when that lifter reads them); ``body17``'s lifter on the network's output.
-3. 30 % of the input joints dropped at random. Through the 2D stage as ``lift`` runs it
-   with the network: the dropped joints are interpolated in time per sequence (gap
-   filling, at most 10 frames of the evaluated rate), then the network cleans every
-   joint and completes those still missing. Also the network alone on each frame (no
+3. 30 % of the input joints dropped at random. Through the pipeline's 2D stage, the
+   one ``lift`` runs (:meth:`wsgcn_cli.pipeline.Pipeline.run`): the dropped joints are
+   interpolated in time per sequence (gap filling, at most ``max_gap_frames`` frames of
+   the evaluated rate), then the network cleans every joint and completes those still
+   missing. Also the network alone on each frame (no
    gap filling: single images), and ``body17``'s lifter alone with gap filling only
    (frames still incomplete are left out and counted). Rises are over complete input
    through the same path.
@@ -34,14 +35,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.body3d_demo import LIMB_JOINTS, SHARED, VIDEO, ground_truth  # noqa: E402
+from body3d_demo import LIMB_JOINTS, REPO, SHARED, VIDEO, ground_truth  # beside this script
 
 
 def raw_sh(kp17):
@@ -56,20 +54,22 @@ def raw_sh(kp17):
     return np.einsum("kj,njc->nkc", w_raw, raw16).astype(np.float32)
 
 
-def gap_filled(data, kp, max_gap=10):
-    """Per-sequence temporal interpolation of missing joints (the geometric stage's gap filling)."""
+def through_2d_stage(pipe, data, kp):
+    """``pipe``'s 2D stage (:meth:`wsgcn_cli.pipeline.Pipeline.run`: gap filling, then its network if it
+    has one) over each sequence of ``data`` (50 fps frame times, scores 1 where ``kp`` is present)
+    -> (xy (N, 17, 2) px, confidences (N, 17))."""
     import numpy as np
 
     from wsgcn_cli.detect.base import Keypoints2D
-    from wsgcn_cli.represent import fill_gaps
 
-    out = np.array(kp, copy=True)
+    xy, conf = np.array(kp, np.float32, copy=True), np.zeros(kp.shape[:2], np.float32)
     cut = np.flatnonzero(np.diff(data.sequence)) + 1
     for a, b in zip(np.r_[0, cut], np.r_[cut, len(kp)]):
         seg = Keypoints2D("h36m17", kp[a:b], np.isfinite(kp[a:b]).all(-1).astype(np.float32),
                           np.arange(b - a) / 50.0, 1000, 1000, 50.0)
-        out[a:b] = fill_gaps(seg, max_gap)[0].xy
-    return out
+        track = pipe.run(seg, lift=False)
+        xy[a:b], conf[a:b] = track.keypoints_2d, track.scores
+    return xy, conf
 
 
 def lifted(lifter, data, kp, evaluate, with_sh, score=None):
@@ -148,23 +148,20 @@ def main():
 
     import numpy as np
 
-    from wsgcn_cli import pipeline
     from wsgcn_cli.data import h36m
     from wsgcn_cli.evaluate import evaluate
     from wsgcn_cli.io.atomic import write_json
-    from wsgcn_cli.lifter import Lifter
-    from wsgcn_cli.models.representation import RepresentationModel
+    from wsgcn_cli.pipeline import Pipeline, resolve_path
     from wsgcn_cli.train.representation import drop_joints, with_sh
 
     t0 = time.time()
-    spec, base_spec = pipeline.load(args.pipeline, kind="lift"), pipeline.load(args.baseline, kind="lift")
-    if spec.get("representation", {}).get("kind") != "network":
+    pipe, base_pipe = Pipeline.from_file(args.pipeline, device="cpu"), Pipeline.from_file(args.baseline, device="cpu")
+    spec, base_spec = pipe.spec, base_pipe.spec
+    if pipe.net is None:
         parser.error(f"pipeline {spec['name']} has no representation network")
-    weights = pipeline.resolve_path(spec["representation"]["weights"], spec)
-    w_det = float(spec["representation"].get("detected_weight", 0.0))
-    rep = RepresentationModel.from_weights(weights)
-    lifter = Lifter.from_weights(pipeline.resolve_path(spec["lifter"]["weights"], spec), device="cpu")
-    base = Lifter.from_weights(pipeline.resolve_path(base_spec["lifter"]["weights"], base_spec), device="cpu")
+    weights = resolve_path(pipe.representation.weights, spec)
+    w_det = pipe.representation.detected_weight
+    rep, lifter, base = pipe.net, pipe.lifter, base_pipe.lifter
     data = h36m.load(h36m.TEST_SUBJECTS, args.data, args.stride, with_sh=True)
     ok = np.isfinite(data.kp2d_sh).all(axis=(1, 2))
     geo = data.kp2d_sh
@@ -178,7 +175,7 @@ def main():
 
     result = {"subjects": list(h36m.TEST_SUBJECTS), "stride": args.stride, "samples": int(ok.sum()),
               "pipeline": spec["name"], "baseline": base_spec["name"], "weights": weights.name,
-              "lifter": Path(spec["lifter"]["weights"]).name, "baseline_lifter": Path(base_spec["lifter"]["weights"]).name,
+              "lifter": pipe.lifter_path.name, "baseline_lifter": base_pipe.lifter_path.name,
               "lifter_reads_confidence": lifter.confidence_input, "detected_weight": w_det}
     result["sh_2d"] = {"raw": px(raw_sh(np.where(ok[:, None, None], geo, 0.0))), "geometric": px(geo),
                        "network": px(net), "network_only": px(net_only)}
@@ -191,8 +188,8 @@ def main():
     print("MPJPE with SH 2D:", {k: round(v["mpjpe_mm"], 2) for k, v in result["lifter_sh"].items()}, flush=True)
 
     dropped = drop_joints(geo, args.drop, seed=0)
-    filled = gap_filled(data, dropped)
-    net_d, conf_d = rep(filled, ones, detected_weight=w_det)        # the 2D stage as `lift` runs it
+    filled, _ = through_2d_stage(base_pipe, data, dropped)          # gap filling alone (the baseline's 2D stage)
+    net_d, conf_d = through_2d_stage(pipe, data, dropped)           # the 2D stage as `lift` runs it
     net_frame, conf_frame = rep(dropped, ones, detected_weight=w_det)   # the network alone, frame by frame
     d = result["dropout"] = {
         "fraction": args.drop,
@@ -218,7 +215,7 @@ def main():
     write_json(args.out, result)
     print(f"wrote {args.out}")
     if args.card:
-        for card in write_cards(weights, pipeline.resolve_path(spec["lifter"]["weights"], spec), result):
+        for card in write_cards(weights, pipe.lifter_path, result):
             print(f"wrote {card}")
 
 

@@ -177,3 +177,14 @@ def test_usage_errors_print_usage_not_a_traceback():
         r = wsgcn(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert "Traceback" not in r.stderr and "Usage: " in r.stderr and "Error: " in r.stderr, r.stderr
+
+
+def test_failed_lift_leaves_no_output_folder(tmp_path):
+    """A lift that fails (malformed --keypoints JSON, a missing input) leaves no folder it
+    created and no partial or stray file."""
+    bad = tmp_path / "preds.json"
+    bad.write_text('[{"frame_id": 0, "instances": [{"keypoints": [[1, 2]')
+    out = tmp_path / "results" / "run1"
+    assert_one_line_error(wsgcn("lift", SAMPLE, "--keypoints", bad, "--out", out), "cannot read", "JSON")
+    assert_one_line_error(wsgcn("lift", tmp_path / "missing.mp4", "--out", out), "does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]

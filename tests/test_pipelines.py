@@ -1,11 +1,12 @@
-"""Every shipped pipeline file loads, and the weights it names are shipped."""
+"""Every shipped pipeline file loads, names shipped weights, and every lift pipeline builds."""
 
 import pytest
 
 from wsgcn_cli import pipeline
-from wsgcn_cli.stages import Representation
+from wsgcn_cli.pipeline import Pipeline, Representation
 
 SHIPPED = sorted(p.stem for p in pipeline.PIPELINE_DIR.glob("*.toml"))
+LIFT = [name for name in SHIPPED if pipeline.load(name)["kind"] == "lift"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -19,3 +20,14 @@ def test_shipped_pipeline_loads_and_names_shipped_weights(name):
     named += [spec[t]["weights"] for t in ("representation", "refiner") if spec.get(t, {}).get("weights")]
     for weights in named:
         assert pipeline.resolve_path(weights, spec).is_file(), weights
+
+
+@pytest.mark.parametrize("name", LIFT)
+def test_shipped_lift_pipeline_builds_its_stages(name):
+    spec = pipeline.load(name)
+    p = Pipeline.from_file(name, device="cpu", refine="refiner" in spec)
+    assert p.name == name and p.warnings == []
+    assert (p.net is not None) == (p.representation.kind == "network")
+    assert (p.refiner is not None) == ("refiner" in spec)
+    assert p.lifter.confidence_input <= (p.net is not None)
+    assert len(p.stages("blazepose33", 640, 480, 30.0)) == 2 + (p.refiner is not None)

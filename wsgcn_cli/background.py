@@ -1,9 +1,10 @@
 """One background thread that processes submitted items in order.
 
-``lift`` runs the detector on the main thread and everything after it (2D stage,
-lifter, overlay drawing) on a :class:`BackgroundWorker`, and the video encoder on
-another: BlazePose, PyTorch, OpenCV and x264 release the GIL, so on two cores the
-stages after detection overlap with it instead of adding to its time.
+:meth:`wsgcn_cli.pipeline.Pipeline.stream` runs the detector on the calling thread and
+the stages after it (2D stage, lifter, refiner) on a :class:`BackgroundWorker`; the
+video writer draws the overlay and encodes on another (:class:`wsgcn_cli.io.video.VideoWriter`):
+BlazePose, PyTorch, OpenCV and x264 release the GIL, so on two cores the work after
+detection overlaps with it instead of adding to its time.
 """
 
 from __future__ import annotations
