@@ -72,6 +72,11 @@ def test_from_file_builds_every_stage_once_and_checks_across_stages(tmp_path):
         Pipeline.from_spec(dict(load("body17"), detector={"name": "openpose"}), device="cpu")
     with pytest.raises(WsgcnError, match="max_gap_frames"):
         Pipeline.from_spec(dict(load("body17"), representation={"max_gap_frames": -1}), device="cpu")
+    with pytest.raises(WsgcnError, match="max_height"):
+        Pipeline.from_spec(dict(load("body17"), render={"max_height": "tall"}), device="cpu")
+    (tmp_path / "value.toml").write_text('representation = "network"\n[lifter]\nweights = "x"\n')
+    with pytest.raises(WsgcnError, match="representation must be a table"):
+        Pipeline.from_file(tmp_path / "value.toml", device="cpu")
 
 
 @pytest.mark.parametrize("name", ["body17-network", "body17-refine"])

@@ -63,7 +63,10 @@ class Pipeline:
         self.representation, self.net, self.lifter, self.refiner = representation, net, lifter, refiner
         self.keypoints = None if keypoints is None else Path(keypoints)
         self.detector_table = dict(spec.get("detector", {}))
-        self.max_height = int(spec.get("render", {}).get("max_height", 720))
+        self.max_height = spec.get("render", {}).get("max_height", 720)
+        if not isinstance(self.max_height, int) or self.max_height < 16:
+            raise WsgcnError(f"pipeline {spec['path']}: [render] max_height must be a whole number of pixels "
+                             f">= 16, got {self.max_height!r}")
         self.warnings = list(warnings)
 
     @classmethod

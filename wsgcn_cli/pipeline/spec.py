@@ -61,7 +61,7 @@ def load(name_or_path: str | Path, kind: str | None = None) -> dict:
     """Read and check a pipeline file -> dict (with ``"path"`` and ``"kind"`` added).
 
     ``kind`` ``"lift"`` or ``"train"`` asks for that kind of pipeline. Raises WsgcnError
-    for a missing file, invalid TOML or missing tables.
+    for a missing file, invalid TOML, missing tables or a table given as a plain value.
     """
     path = find(name_or_path)
     try:
@@ -75,6 +75,10 @@ def load(name_or_path: str | Path, kind: str | None = None) -> dict:
     missing = [t for t in required if t not in spec]
     if missing:
         raise WsgcnError(f"pipeline {path} lacks the table(s) {', '.join('[' + m + ']' for m in missing)}")
+    tables = ("detector", "representation", "lifter", "refiner", "render") if found == "lift" else required
+    not_tables = [t for t in tables if t in spec and not isinstance(spec[t], dict)]
+    if not_tables:
+        raise WsgcnError(f"pipeline {path}: {', '.join(not_tables)} must be a table ([{not_tables[0]}] ...)")
     if kind is not None and kind != found:
         raise WsgcnError(f"pipeline {path} is a {found} pipeline, not a {kind} pipeline")
     spec.setdefault("name", path.stem)
