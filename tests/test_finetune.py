@@ -1,4 +1,4 @@
-"""``finetune`` (self-supervised adaptation), the clip 2D cache, and the weak H36M protocol.
+"""``finetune`` (self-supervised adaptation), the clip 2D cache, and that finetune sees the 2D ``lift`` feeds the lifter.
 
 Synthetic fixtures made here: a small random-init lifter, and a walking-like 3D motion
 projected with a known camera and written as a 2D keypoint file, so no detector runs
@@ -23,7 +23,6 @@ from wsgcn_cli.skeletons import H36M17, bone_lengths
 from wsgcn_cli.train import losses
 from wsgcn_cli.train.finetune import adapted_parameters, finetune, split_holdout, window_starts
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
 FOCAL, SIZE = 1000.0, 1000
 
 REST = np.array([
@@ -289,32 +288,6 @@ def test_a_video_without_a_person_through_the_real_detector(tmp_path):
                  epochs=1, steps_per_epoch=2, quiet=True, device="cpu", bone_reference="base")
     assert [s["clip"] for s in r["skipped"]] == ["wall.mp4"]
     assert (tmp_path / "wall.mp4.wsgcn2d.npz").is_file()                       # cached beside the clip
-
-
-# -- the weak Human3.6M protocol -----------------------------------------------------------------
-
-@pytest.mark.skipif(not (DATA / "h36m_3d_17j_world_mm.npz").is_file(), reason="needs ../shared/data/h36m")
-@pytest.mark.parametrize("root", ["estimated", "gt"])
-def test_weak_protocol_runs_and_records_its_setting(tmp_path, root):
-    from wsgcn_cli import pipeline
-    from wsgcn_cli.train.weak import WeakConfig, train_weak
-
-    spec = pipeline.load("train-weak-s1", kind="train")
-    cfg = WeakConfig.from_pipeline(spec, dict(
-        stride=400, epochs=2, warmup_epochs=1, samples_per_epoch=256, batch_size=64, val_stride=2000, root=root,
-        model_options={"hidden": 16, "num_blocks": 1, "dropout": 0.0}, out=str(tmp_path / "weak.safetensors")))
-    lines = []
-    r = train_weak(cfg, data_root=DATA, device="cpu", log=lines.append)
-    meta = r["meta"]
-    assert meta["trained_on"]["subjects"] == ["S1"] and meta["weak"]["root"] == root
-    assert meta["weak"]["unlabelled_subjects"] == ["S5", "S6", "S7", "S8"]
-    h = meta["history"]
-    assert len(h) == 2 and h[0]["reproj"] == 0.0 and h[1]["reproj"] > 0 and np.isfinite(h[1]["bone_mm"])
-    assert "(weak)" in lines[-2] and not (tmp_path / "weak.safetensors.ckpt").exists()
-    with pytest.raises(WsgcnError):
-        WeakConfig.from_pipeline(spec, {"unlabelled_subjects": ["S1", "S5"]})
-    with pytest.raises(WsgcnError):
-        WeakConfig.from_pipeline(spec, {"unlabelled_subjects": ["S9"]})
 
 
 def test_cli_finetune_uses_the_library_defaults_and_rejects_bad_options(synthetic):
