@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -34,52 +35,37 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
     results under ``"eval"``.
     """
     spec = apply_overrides(pipelines.load(pipeline, kind="train"), overrides)
+    quiet = quiet or os.environ.get("RANK", "0") != "0"  # under torchrun, rank 0 speaks for all
     console = _console(quiet)
     command = ("wsgcn train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                if sys.argv[1:2] == ["train"] else f"wsgcn train {pipeline}")
-    if spec.get("task") in ("refiner", "representation"):
-        from wsgcn_cli.lifter import resolve_device
-        from wsgcn_cli.train.common import schedule_from_spec
-        from wsgcn_cli.train.refine import RefinerTask
-        from wsgcn_cli.train.representation import Pose2DTask
-        from wsgcn_cli.train.trainer import Trainer
+    from wsgcn_cli.lifter import resolve_device
+    from wsgcn_cli.train.common import schedule_from_spec
+    from wsgcn_cli.train.trainer import Trainer
 
-        schedule, rest = schedule_from_spec(spec)
-        task = {"refiner": RefinerTask, "representation": Pose2DTask}[spec["task"]].from_spec(
-            spec, rest, data_root=data, log=console.print)
-        with progress_bar(f"training {spec['name']}", None, quiet) as advance:
-            return Trainer(task, schedule, resolve_device(device), log=console.print, progress=advance,
-                           command=command).fit()
-    if spec["train"].get("protocol") == "weak":
-        from wsgcn_cli.train.weak import WeakConfig, train_weak as run_training
-
-        cfg = WeakConfig.from_pipeline(spec)
-        cfg.out = str(pipelines.resolve_path(cfg.out))
-        if cfg.init_weights:
-            cfg.init_weights = str(pipelines.resolve_path(cfg.init_weights, spec))
-        with progress_bar(f"training {spec['name']}", None, quiet) as advance:
-            summary = run_training(cfg, data_root=data, device=device, log=console.print,
-                                   progress=advance, command=command)
-    else:
-        from wsgcn_cli.lifter import resolve_device
-        from wsgcn_cli.train.lifter import LifterConfig, LifterTask
-        from wsgcn_cli.train.trainer import Schedule, Trainer
-
-        schedule, rest = Schedule.split(spec["train"])
-        schedule.out = str(pipelines.resolve_path(schedule.out))
-        for key in ("init_weights", "checkpoint", "curve"):
-            if getattr(schedule, key):
-                setattr(schedule, key, str(pipelines.resolve_path(getattr(schedule, key), spec)))
-        schedule.checkpoint = schedule.checkpoint or str(pipelines.ROOT / "runs" / (Path(schedule.out).stem + ".ckpt"))
-        schedule.curve = schedule.curve or str(pipelines.ROOT / "benchmarks" / "results"
-                                               / f"train_curve_{Path(schedule.out).stem}.json")
-        task = LifterTask(LifterConfig.from_spec(spec, rest), data_root=data, log=console.print)
-        with progress_bar(f"training {spec['name']}", None, quiet) as advance:
-            summary = Trainer(task, schedule, resolve_device(device), log=console.print, progress=advance,
-                              command=command).fit()
+    schedule, rest = schedule_from_spec(spec)
+    task = _task_class(spec.get("task", "lifter")).from_spec(spec, rest, data_root=data, log=console.print)
+    with progress_bar(f"training {spec['name']}", None, quiet) as advance:
+        summary = Trainer(task, schedule, resolve_device(device), log=console.print, progress=advance,
+                          command=command).fit()
+    if task.name != "lifter":
+        return summary
     if evaluate_after and Path(summary["weights"]).is_file():
         write_lifter_card(summary["weights"], spec, data=data, device=device, quiet=quiet, summary=summary)
     return summary
+
+
+def _task_class(name: str):
+    """The Trainer task a train pipeline's ``task`` key names (default ``lifter``)."""
+    if name == "lifter":
+        from wsgcn_cli.train.lifter import LifterTask as task
+    elif name == "refiner":
+        from wsgcn_cli.train.refine import RefinerTask as task
+    elif name == "representation":
+        from wsgcn_cli.train.representation import Pose2DTask as task
+    else:
+        raise WsgcnError(f"unknown training task {name!r}; known: lifter, refiner, representation")
+    return task
 
 
 def write_lifter_card(weights: str, pipeline: str | dict, data: str | None = None, device: str = "auto",

@@ -80,6 +80,7 @@ def render(
 def train(
     pipeline: str = typer.Argument(..., help="Train pipeline name (pipelines/train-*.toml) or path."),
     data: Optional[str] = Data,
+    evaluate_after: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on all of S9/S11 afterwards and write the model card."),
     overrides: List[str] = typer.Option([], "--set", help="Replace a pipeline setting: key=value (train or data key) or table.key=value; repeatable."),
     device: str = Device,
     quiet: bool = Quiet,
@@ -87,7 +88,7 @@ def train(
     """Train from a train pipeline (resumes from its checkpoint in runs/), evaluate and write the model card and learning curve."""
     from wsgcn_cli import api
 
-    api.train(pipeline, data=data, device=device, quiet=quiet, overrides=overrides)
+    api.train(pipeline, data=data, device=device, quiet=quiet, overrides=overrides, evaluate_after=evaluate_after)
 
 
 @app.command(name="eval")

@@ -11,6 +11,22 @@ index operation; augmentation is vectorised over the batch:
   see :mod:`wsgcn_cli.data.augment`.
 
 Loss: MPJPE (mean per-joint Euclidean distance) in metres, as VideoPose3D trains.
+
+Weak term (WS-GCN: Jiang & Chen, "WS-GCN: Integrating GCN with Weak Supervision for
+Enhanced 3D Human Pose Estimation", ICCAI 2024; 49.23 mm MPJPE with GT 2D), on when
+``unlabelled_subjects`` is set: after ``warmup_epochs`` supervised epochs on the labelled
+``subjects``, every step also lifts a batch of the unlabelled subjects, of which only the
+2D is used (``unlabelled_source``): the predicted root-relative 3D is placed at a root
+position and projected through the real camera model (Human3.6M intrinsics with
+distortion, :func:`wsgcn_cli.camera.project`); the loss adds ``w_reproj`` x the
+reprojection error divided by the person's 2D size
+(:func:`wsgcn_cli.train.losses.keypoint_scale`) and ``w_bone`` x a bone-length penalty (the
+batch-mean bone lengths of the unlabelled predictions against the labelled subjects'
+mean ground-truth bone lengths, and left/right symmetry; metres). Root of the unlabelled
+samples, ``root``: ``"gt"``, the ground-truth pelvis position (what WS-GCN does: one joint
+of 3D per unlabelled frame), or ``"estimated"`` from the 2D, the intrinsics and the
+current prediction (:func:`wsgcn_cli.camera.estimate_root_translation`, detached), as for
+real unlabelled footage: then no 3D of the unlabelled subjects is kept.
 Validation after each epoch: MPJPE / P-MPJPE (mm) on S9/S11, every ``val_stride``-th
 frame, ground-truth and Stacked-Hourglass 2D, flip test as ``wsgcn eval`` (per-action
 averages; our copy lacks S9 "Discussion 1").
@@ -45,6 +61,8 @@ class LifterConfig:
             pose's RMS size; gross_error_probability: per-joint probability of a gross
             error (see :mod:`wsgcn_cli.data.augment`).
         val_stride: validation every n-th frame of S9/S11.
+        unlabelled_subjects, unlabelled_source, root, warmup_epochs, w_reproj, w_bone: the
+            weak term (module docstring); no unlabelled subjects: off.
     """
 
     model: str = "semgcn_nonlocal"
@@ -60,6 +78,12 @@ class LifterConfig:
     joint_noise: float = 0.0
     gross_error_probability: float = 0.0
     val_stride: int = 10
+    unlabelled_subjects: tuple = ()
+    unlabelled_source: str = "gt"
+    root: str = "estimated"
+    warmup_epochs: int = 0
+    w_reproj: float = 0.1
+    w_bone: float = 1.0
 
     @classmethod
     def from_spec(cls, spec: dict, train_rest: dict) -> "LifterConfig":
@@ -78,6 +102,15 @@ class LifterConfig:
             raise WsgcnError(f"unknown 2D source {cfg.source!r}; use gt, sh or gt+sh")
         if cfg.virtual_probability and cfg.codec != "root_scale":
             raise WsgcnError("virtual cameras need the root_scale codec (their images have no fixed size)")
+        if cfg.unlabelled_subjects:
+            if cfg.unlabelled_source not in ("gt", "sh"):
+                raise WsgcnError(f"unknown unlabelled_source {cfg.unlabelled_source!r}; use gt or sh")
+            if cfg.root not in ("gt", "estimated"):
+                raise WsgcnError(f"unknown root {cfg.root!r}; use gt or estimated")
+            if set(cfg.subjects) & set(cfg.unlabelled_subjects):
+                raise WsgcnError("a subject cannot be both labelled and unlabelled")
+        if (set(cfg.subjects) | set(cfg.unlabelled_subjects)) & set(h36m.TEST_SUBJECTS):
+            raise WsgcnError(f"test subjects {h36m.TEST_SUBJECTS} cannot be trained on")
         return cfg
 
     def changed(self) -> dict:
@@ -92,6 +125,17 @@ def encode_h36m(kp: np.ndarray, data: h36m.H36MSamples, mode: str) -> np.ndarray
                            data.image_size[:, 1, None, None].astype(np.float32))
 
 
+def camera_table(root, data: h36m.H36MSamples) -> dict[str, torch.Tensor]:
+    """Per-sample intrinsics of Human3.6M samples: (N, 2) f, c, (N, 3) k, (N, 2) p."""
+    from wsgcn_cli.camera import load_h36m_cameras
+
+    cams = load_h36m_cameras(h36m._require(Path(root or h36m.default_root()), h36m.FILE_CAMERAS))
+    table = {name: np.stack([[getattr(cams[(s, c)], name) for c in h36m.CAMERAS] for s in data.subjects])
+             for name in ("f", "c", "k", "p")}  # (subjects, 4 cameras, d)
+    s, c = data.subject.astype(np.int64), data.camera.astype(np.int64)
+    return {name: torch.from_numpy(t[s, c].astype(np.float32)) for name, t in table.items()}
+
+
 class LifterTask(Task):
     """2D -> 3D lifter, supervised on Human3.6M (see the module docstring)."""
 
@@ -99,6 +143,11 @@ class LifterTask(Task):
 
     def __init__(self, cfg: LifterConfig, data_root=None, log=print):
         self.cfg, self.data_root, self.log = cfg, data_root, log
+
+    @classmethod
+    def from_spec(cls, spec: dict, train_rest: dict, data_root=None, log=print) -> "LifterTask":
+        """From a loaded train pipeline and its ``[train]`` keys the Schedule left over."""
+        return cls(LifterConfig.from_spec(spec, train_rest), data_root=data_root, log=log)
 
     def setup(self, trainer) -> None:
         cfg, dev = self.cfg, trainer.device
@@ -116,13 +165,43 @@ class LifterTask(Task):
         if cfg.virtual_probability or cfg.bone_scale or cfg.joint_noise or cfg.gross_error_probability:
             from wsgcn_cli.data.augment import LifterAugment
 
-            self.augment = LifterAugment.from_h36m(data, keep.numpy(), cfg, dev)
+            self.augment = LifterAugment.from_h36m(data, keep.numpy(), cfg, dev, self.x_gt, self.x_sh,
+                                                   self.data_root)
+        self.weak = self._load_unlabelled(dev) if cfg.unlabelled_subjects else None
         self.val = h36m.load(h36m.TEST_SUBJECTS, self.data_root, cfg.val_stride, with_sh=True)
         self.perm = torch.as_tensor(H36M17.flip_permutation(), device=dev)
         self.model = build_model(cfg.model, **cfg.model_options).to(dev)
         self.modules = {"model": self.model}
         self.log(f"data: {len(self.y)} training samples ({'/'.join(cfg.subjects)}, stride {cfg.stride}, "
                  f"2D {cfg.source}), {len(self.val)} validation samples (every {cfg.val_stride}th frame)")
+
+    def _load_unlabelled(self, dev) -> dict:
+        """The weak term's tensors: 2D (px and normalised), per-sample intrinsics, 2D size,
+        the labelled subjects' mean bone lengths, the ground-truth root if ``root = "gt"``."""
+        from wsgcn_cli.train import losses
+
+        cfg = self.cfg
+        unl = h36m.load(tuple(cfg.unlabelled_subjects), self.data_root, cfg.stride,
+                        with_sh=cfg.unlabelled_source == "sh")
+        kp = unl.kp2d(cfg.unlabelled_source)
+        keep = np.isfinite(kp).all(axis=(1, 2))
+        weak = {k: v[keep] for k, v in camera_table(self.data_root, unl).items()}
+        weak["x"] = torch.from_numpy(codec.encode_2d(
+            kp[keep], cfg.codec, unl.image_size[keep, 0, None, None].astype(np.float32),
+            unl.image_size[keep, 1, None, None].astype(np.float32)))
+        weak["kp"] = torch.from_numpy(kp[keep].astype(np.float32))
+        weak["scale"] = losses.keypoint_scale(weak["kp"])
+        if cfg.root == "gt":
+            weak["root"] = torch.from_numpy((unl.pose3d[keep, 0] / 1000.0).astype(np.float32))
+        del unl  # no other 3D of the unlabelled subjects is kept
+        reference = losses.reference_bone_lengths(self.data_root, subjects=tuple(cfg.subjects), stride=1)
+        weak["bone_reference"] = torch.as_tensor(reference, dtype=torch.float32)
+        self.log(f"weak term: {len(weak['x'])} unlabelled samples ({'/'.join(cfg.unlabelled_subjects)}, "
+                 f"{cfg.unlabelled_source} 2D only, root {cfg.root}), from epoch {cfg.warmup_epochs + 1}")
+        return {k: v.to(dev) for k, v in weak.items()}
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def init_from(self, path: str) -> dict:
         state, meta = weights.load(path)
@@ -156,9 +235,21 @@ class LifterTask(Task):
             fb = torch.rand(n, 1, 1, generator=gen, device=dev) < 0.5
             xb = torch.where(fb, codec.flip_2d(xb, self.perm), xb)
             yb = torch.where(fb, codec.flip_3d(yb, self.perm), yb)
-        pred = self.model(xb).float()
-        loss = torch.linalg.vector_norm(pred - yb, dim=-1).mean()
-        return loss, {}
+        if self.weak is None or getattr(self, "epoch", 0) < cfg.warmup_epochs:
+            pred = self.model(xb).float()
+            return torch.linalg.vector_norm(pred - yb, dim=-1).mean(), {}
+        from wsgcn_cli.train import losses
+
+        w = self.weak
+        iu = torch.randint(len(w["x"]), (n,), generator=gen, device=dev)
+        pred = self.model(torch.cat([xb, w["x"][iu]])).float()
+        pred_l, pred_u = pred[:n], pred[n:]
+        kp, f, c, k, p = w["kp"][iu], w["f"][iu], w["c"][iu], w["k"][iu], w["p"][iu]
+        root = w["root"][iu] if "root" in w else losses.estimated_root(pred_u, kp, f, c, k=k, p=p)
+        l_rep = losses.reprojection_loss(pred_u, root, kp, f, c, k=k, p=p, scale=w["scale"][iu])
+        l_bone = losses.bone_length_loss(pred_u, w["bone_reference"], batch_mean=True)
+        l_sup = torch.linalg.vector_norm(pred_l - yb, dim=-1).mean()
+        return l_sup + cfg.w_reproj * l_rep + cfg.w_bone * l_bone, {"mpjpe": l_sup, "reproj": l_rep, "bone": l_bone}
 
     def validate(self) -> dict[str, float]:
         from wsgcn_cli.evaluate import evaluate
@@ -184,4 +275,11 @@ class LifterTask(Task):
                                       "gross_error_probability")},
             "flip_augmentation": cfg.flip, "val_stride": cfg.val_stride, **meta,
         }
+        if self.weak is not None:
+            meta["weak"] = {
+                "protocol": "WS-GCN weak supervision", "unlabelled_subjects": list(cfg.unlabelled_subjects),
+                "unlabelled_source_2d": cfg.unlabelled_source, "root": cfg.root, "warmup_epochs": cfg.warmup_epochs,
+                "w_reproj": cfg.w_reproj, "w_bone": cfg.w_bone,
+                "bone_reference_m": [round(float(v), 5) for v in self.weak["bone_reference"].cpu()],
+                "bone_reference": f"mean ground-truth bone lengths of {'/'.join(cfg.subjects)}"}
         return weights.save(out, self.model.state_dict(), meta)

@@ -74,6 +74,8 @@ class Schedule:
         patience: stop after this many epochs without a better ``keep_best`` (0: never).
         curve: learning-curve JSON (and a PNG beside it) written with the weights;
             default ``benchmarks/results/train_curve_<out stem>.json``.
+        warmup_steps: the learning rate rises linearly over the first steps (large
+            batches on a GPU); 0: none.
     """
 
     epochs: int = 10
@@ -91,6 +93,7 @@ class Schedule:
     keep_best: str = ""
     patience: int = 0
     curve: str = ""
+    warmup_steps: int = 0
 
     @classmethod
     def split(cls, table: dict) -> tuple["Schedule", dict]:
@@ -124,6 +127,9 @@ class Task:
 
     def num_samples(self) -> int:
         raise NotImplementedError
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each epoch (0-based), e.g. for phases such as a warm-up."""
 
     def loss(self, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         """(scalar loss, {name: float tensor to log}) of the samples ``idx`` (on the device);
@@ -180,6 +186,20 @@ def _dist():
     return 0, 1
 
 
+def init_distributed(device: torch.device) -> torch.device:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1 in the
+    environment): gloo on CPU, NCCL on CUDA (one GPU per process, ``LOCAL_RANK``).
+    Returns the device this process trains on; without torchrun, ``device`` unchanged."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not torch.distributed.is_available():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
 class Trainer:
     """Runs a :class:`Task` under a :class:`Schedule` (see the module docstring).
 
@@ -193,9 +213,11 @@ class Trainer:
 
     def __init__(self, task: Task, schedule: Schedule, device: torch.device, log=print,
                  progress=None, command: str = "", card=None):
-        self.task, self.s, self.device = task, schedule, torch.device(device)
+        self.task, self.s, self.device = task, schedule, init_distributed(torch.device(device))
         self.log, self.progress, self.command, self.card = log, progress, command, card
         self.rank, self.world = _dist()
+        if self.rank != 0:  # one voice: the other ranks only train
+            self.log, self.progress = (lambda *a, **k: None), None
         bf16 = schedule.bf16
         self.bf16 = bf16_supported(self.device) if bf16 == "auto" else bool(bf16)
         self.out = Path(schedule.out)
@@ -213,7 +235,7 @@ class Trainer:
         base = asdict(Schedule())  # only settings that differ from the defaults: new options keep old runs resumable
         keys = {k: v for k, v in asdict(self.s).items()
                 if v != base[k] and k not in ("out", "checkpoint", "curve", "epochs", "patience")}
-        blob = json.dumps({"schedule": keys, "task": self.task.fingerprint(), "world": self.world},
+        blob = json.dumps({"schedule": keys, "task": self.task.fingerprint()},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -280,6 +302,21 @@ class Trainer:
         self.write_curve(history, meta)
         return digest
 
+    def _check_ranks_agree(self) -> float:
+        """Largest difference of any parameter or buffer between this rank and rank 0
+        (logged by rank 0; DDP keeps them equal, so anything above 0 is a bug)."""
+        worst = torch.zeros((), device=self.device)
+        for m in self.task.modules.values():
+            for t in list(m.state_dict().values()):
+                if not t.is_floating_point():
+                    continue
+                ref = t.detach().clone()
+                torch.distributed.broadcast(ref, 0)
+                worst = torch.maximum(worst, (ref - t).abs().max())
+        torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
+        self.log(f"{self.world} processes end with the same weights: max |difference| {float(worst):.3g}")
+        return float(worst)
+
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
         """Train (or resume), validate each epoch, save; returns a summary dict
@@ -340,6 +377,7 @@ class Trainer:
         for epoch in range(start, s.epochs):
             for m in task.modules.values():
                 m.train()
+            task.start_epoch(epoch)
             g = torch.Generator().manual_seed(s.seed * 100003 + epoch)
             order = (torch.randperm(n, generator=g) if per_epoch <= n
                      else torch.randint(n, (per_epoch,), generator=g))[: steps * s.batch_size].to(dev)
@@ -350,7 +388,7 @@ class Trainer:
                 for i in range(steps):
                     step = epoch * steps + i
                     for group in opt.param_groups:
-                        group["lr"] = s.lr * gamma**step
+                        group["lr"] = s.lr * gamma**step * min(1.0, (step + 1) / (s.warmup_steps + 1))
                     idx = order[i * s.batch_size : (i + 1) * s.batch_size][self.rank :: self.world]
                     with self.autocast():
                         loss, logs = step_mod(idx, gen)
@@ -393,12 +431,17 @@ class Trainer:
                                 "best_epoch": epoch + 1}, history)
                     self.log(f"best {s.keep_best} so far ({value:.2f}): wrote {self.out}")
             stale = 0 if improved else stale + 1
+            stop = bool(s.patience and s.keep_best and stale >= s.patience)
+            if self.world > 1:  # rank 0 decides; every rank follows
+                flag = torch.tensor([float(stop)], device=dev)
+                torch.distributed.broadcast(flag, 0)
+                stop = bool(flag.item())
             self._save_checkpoint({
                 "modules": {k: m.state_dict() for k, m in task.modules.items()}, "optim": opt.state_dict(),
                 "epoch": epoch + 1, "wall_s": wall, "history": json.dumps(history), "best": best,
                 "fingerprint": self._fingerprint(),
             })
-            if s.patience and s.keep_best and stale >= s.patience:
+            if stop:
                 self.log(f"no better {s.keep_best} for {s.patience} epochs: stopping early")
                 break
 
@@ -415,6 +458,7 @@ class Trainer:
             else:
                 self._save(final, history)
         if self.world > 1:
+            self._check_ranks_agree()
             torch.distributed.barrier()
         from wsgcn_cli.weights import sha256
 
