@@ -88,31 +88,43 @@ def scale_bones(pose: torch.Tensor, std: float, gen: torch.Generator, parents=H3
     return out
 
 
+def view_through_camera(pose_world: torch.Tensor, yaw, elevation, roll, depth, focal, principal, target):
+    """Root-relative world poses (B, J, 3) metres (z up) seen by given pinhole cameras.
+
+    Per sample (tensors of shape (B,) or (B, 2)): the pose turns by ``yaw`` (radians)
+    about the vertical; the camera, looking horizontally along world +y before it is
+    pitched down by ``elevation`` and rolled by ``roll`` (radians), has focal length
+    ``focal`` (px) and principal point ``principal`` (B, 2) px; the pelvis lies at depth
+    ``depth`` (m) on the ray through the pixel ``target`` (B, 2).
+    Returns (2D pixels (B, J, 2), root-relative camera-frame 3D (B, J, 3) metres).
+    """
+    b = len(pose_world)
+    cy, sy, ce, se, cr, sr = yaw.cos(), yaw.sin(), elevation.cos(), elevation.sin(), roll.cos(), roll.sin()
+    zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
+    rz = torch.stack([cy, -sy, zero, sy, cy, zero, zero, zero, one], -1).view(b, 3, 3)  # turn about world z
+    # world (x, y, z up) -> camera (x right, y down, z forward) looking along world +y, pitched down
+    re = torch.stack([one, zero, zero, zero, -se, -ce, zero, ce, -se], -1).view(b, 3, 3)
+    rr = torch.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).view(b, 3, 3)  # roll about the optical axis
+    pose_cam = pose_world @ (rr @ re @ rz).transpose(1, 2)
+    root = torch.cat([(target - principal) / focal[:, None] * depth[:, None], depth[:, None]], -1)
+    xc = pose_cam + root[:, None]
+    uv = focal[:, None, None] * xc[..., :2] / xc[..., 2:].clamp(min=0.1) + principal[:, None]
+    return uv, pose_cam
+
+
 def virtual_view(pose_world: torch.Tensor, gen: torch.Generator, ranges: VirtualCameraRanges = VirtualCameraRanges()):
     """Root-relative world poses (B, J, 3) metres (z up) -> (2D pixels (B, J, 2),
-    root-relative camera-frame 3D (B, J, 3) metres) through random virtual cameras."""
-    b, dev = len(pose_world), pose_world.device
-    r = ranges
+    root-relative camera-frame 3D (B, J, 3) metres) through random virtual cameras
+    (:func:`view_through_camera` with parameters drawn from ``ranges``)."""
+    b, dev, r = len(pose_world), pose_world.device, ranges
     yaw = _uniform(b, 0.0, 2 * math.pi, gen, dev)
     elev = torch.deg2rad(_uniform(b, *r.elevation_deg, gen, dev))
     roll = torch.deg2rad((r.roll_deg * _normal(b, gen, dev)).clamp(-3 * r.roll_deg, 3 * r.roll_deg))
-    cy, sy, ce, se, cr, sr = yaw.cos(), yaw.sin(), elev.cos(), elev.sin(), roll.cos(), roll.sin()
-    zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
-    rz = torch.stack([cy, -sy, zero, sy, cy, zero, zero, zero, one], -1).view(b, 3, 3)  # turn about world z
-    # world (x, y, z up) -> camera (x right, y down, z forward) looking along world +y, pitched down by elev
-    re = torch.stack([one, zero, zero, zero, -se, -ce, zero, ce, -se], -1).view(b, 3, 3)
-    rr = torch.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).view(b, 3, 3)  # roll about the optical axis
-    rot = rr @ re @ rz
-    pose_cam = pose_world @ rot.transpose(1, 2)
-    f = (r.width / 2) / torch.tan(torch.deg2rad(_uniform(b, *r.fov_deg, gen, dev)) / 2)
-    c = r.width / 2 * (1 + 2 * r.principal_jitter * torch.randn(b, 2, generator=gen, device=dev))
+    focal = (r.width / 2) / torch.tan(torch.deg2rad(_uniform(b, *r.fov_deg, gen, dev)) / 2)
+    principal = r.width / 2 * (1 + 2 * r.principal_jitter * torch.randn(b, 2, generator=gen, device=dev))
     depth = _uniform(b, *r.depth_m, gen, dev)
-    target = c + r.width * r.centre_box * (torch.rand(b, 2, generator=gen, device=dev) - 0.5)
-    root = torch.cat([(target - c) / f[:, None] * depth[:, None], depth[:, None]], -1)
-    xc = pose_cam + root[:, None]
-    z = xc[..., 2:].clamp(min=0.1)
-    uv = f[:, None, None] * xc[..., :2] / z + c[:, None]
-    return uv, pose_cam
+    target = principal + r.width * r.centre_box * (torch.rand(b, 2, generator=gen, device=dev) - 0.5)
+    return view_through_camera(pose_world, yaw, elev, roll, depth, focal, principal, target)
 
 
 class LifterAugment:
