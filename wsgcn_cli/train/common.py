@@ -14,11 +14,9 @@ from pathlib import Path
 
 import torch
 
-from wsgcn_cli import weights
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.io.atomic import atomic_write
-from wsgcn_cli.train.lifter import encode_h36m  # noqa: F401  (loop, weak)
-from wsgcn_cli.train.trainer import Schedule, machine_description  # noqa: F401  (loop, weak, finetune)
+from wsgcn_cli.train.trainer import Schedule, machine_description  # noqa: F401  (finetune)
 
 
 def schedule_from_spec(spec: dict) -> tuple[Schedule, dict]:
@@ -87,37 +85,3 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
     """``torch.save`` a checkpoint atomically (read it back with ``weights_only=True``)."""
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
-
-
-def validate(model: torch.nn.Module, codec_mode: str, device, data_root, val) -> tuple[float, float]:
-    """MPJPE (mm) of ``model`` on preloaded validation samples, GT and SH 2D, no flip test."""
-    from wsgcn_cli.evaluate import evaluate
-    from wsgcn_cli.lifter import Lifter
-
-    lifter = Lifter(model, codec_mode, flip_test=False, device=device)
-    return (evaluate(lifter, root=data_root, source="gt", data=val)["mpjpe_mm"],
-            evaluate(lifter, root=data_root, source="sh", data=val)["mpjpe_mm"])
-
-
-def save_trained(out: Path, model: torch.nn.Module, meta: dict, log) -> dict:
-    """Write the trained weights with their metadata; returns the training summary dict."""
-    model.eval()
-    digest = weights.save(out, model.state_dict(), meta)
-    log(f"wrote {out} (sha256 {digest[:12]}…), {meta['epochs']} epochs in {meta['wall_time_s'] / 60:.1f} min")
-    return {"weights": str(out), "sha256": digest, "meta": meta}
-
-
-def resume(ckpt_path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, keys: tuple, log,
-           ck: dict | None = None) -> tuple[int, float, list[dict]]:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` and ``opt``, if
-    one exists (or use ``ck``, already loaded); returns (epochs done, wall seconds so far,
-    history as a list of dicts with ``keys``); (0, 0.0, []) without a checkpoint."""
-    if ck is None and Path(ckpt_path).is_file():
-        ck = torch.load(ckpt_path, map_location=next(model.parameters()).device, weights_only=True)
-    if ck is None:
-        return 0, 0.0, []
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optim"])
-    history = [dict(zip(keys, h)) for h in ck["history"].tolist()]
-    log(f"resumed from {ckpt_path} at epoch {int(ck['epoch'])}")
-    return int(ck["epoch"]), float(ck["wall_s"]), history
