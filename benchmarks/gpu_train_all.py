@@ -38,8 +38,9 @@ GPU = {
     "det": ["epochs=10", "samples_per_epoch=0", "batch_size=8192", "lr=2e-3", "lr_final=2e-5",
             "warmup_steps=100", "val_stride=50", "keep_best=\"val_sh_mpjpe\"", "virtual_probability=0.3",
             "bone_scale=0.05", "joint_noise=0.01", "gross_error_probability=0.005"],
-    "refiner": ["batch_size=512", "lr=3e-3", "lr_final=3e-5"],
-    "weak": ["batch_size=4096", "lr=4e-3", "lr_final=4e-5", "max_grad_norm=1.0"],
+    "refiner": ["samples_per_epoch=512000", "batch_size=512", "lr=3e-3", "lr_final=3e-5", "warmup_steps=50",
+                "lift_batch=8192"],
+    "weak": ["batch_size=4096", "lr=4e-3", "lr_final=4e-5", "warmup_steps=100", "val_stride=50"],
 }
 SMOKE = {  # the same stages, tiny: a test runs this on the CPU
     "gt": ["init_weights=\"\"", "epochs=1", "samples_per_epoch=2048", "batch_size=256", "val_stride=400",
@@ -47,7 +48,8 @@ SMOKE = {  # the same stages, tiny: a test runs this on the CPU
     "det": ["epochs=1", "samples_per_epoch=2048", "batch_size=256", "val_stride=400", "subjects=[\"S1\"]",
             "stride=20", "model.hidden=32", "model.num_blocks=1", "virtual_probability=0.3", "bone_scale=0.05",
             "joint_noise=0.01", "gross_error_probability=0.005"],
-    "refiner": ["epochs=1", "steps_per_epoch=4", "batch_size=8", "subjects=[\"S1\"]", "stride=4", "val=false"],
+    "refiner": ["epochs=1", "samples_per_epoch=32", "batch_size=8", "subjects=[\"S1\"]", "stride=16", "val=false",
+                "model.hidden=16"],
     "weak": ["epochs=2", "warmup_epochs=1", "samples_per_epoch=1024", "batch_size=256", "stride=20",
              "val_stride=400", "model.hidden=32", "model.num_blocks=1"],
 }

@@ -140,6 +140,7 @@ class LifterTask(Task):
     """2D -> 3D lifter, supervised on Human3.6M (see the module docstring)."""
 
     name = "lifter"
+    curve_unit = "MPJPE / P-MPJPE (mm)"
 
     def __init__(self, cfg: LifterConfig, data_root=None, log=print):
         self.cfg, self.data_root, self.log = cfg, data_root, log

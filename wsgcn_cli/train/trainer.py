@@ -278,13 +278,13 @@ class Trainer:
             import matplotlib.pyplot as plt
         except ImportError:
             return self.curve_path
-        keys = [k for k in history[0] if k.startswith("val_")]
+        keys = [k for k in history[-1] if k.startswith("val_")] or ["loss"]
         fig, ax = plt.subplots(figsize=(7, 4))
         x = [h["samples_seen"] / 1e6 for h in history]
         for k in keys:
-            ax.plot(x, [h[k] for h in history], marker=".", label=k)
+            ax.plot(x, [h.get(k, float("nan")) for h in history], marker=".", label=k)
         ax.set_xlabel("samples seen (millions)")
-        ax.set_ylabel("mm")
+        ax.set_ylabel(getattr(self.task, "curve_unit", "validation error"))
         ax.set_title(self.out.stem)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -1,0 +1,30 @@
+"""The GPU one-shot (benchmarks/gpu_train_all.py) runs its every stage, tiny, on the CPU."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wsgcn_cli.data import h36m
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (h36m.default_root() / h36m.FILE_3D).is_file(), reason="needs ../shared/data/h36m")
+def test_gpu_one_shot_smoke_runs_every_stage_and_writes_weights_cards_curves(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_train_all.py"), str(tmp_path), "--smoke"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["stages"]) == {"gt", "det", "refiner", "weak"} and summary["smoke"]
+    for stage, entry in summary["stages"].items():
+        assert "error" not in entry and Path(entry["weights"]).is_file(), (stage, entry)
+        assert (tmp_path / f"train_curve_{Path(entry['weights']).stem}.json").is_file()
+    for stage in ("gt", "det", "weak"):
+        assert Path(summary["stages"][stage]["weights"]).with_suffix(".md").is_file()
+        assert summary["stages"][stage]["h36m"]["sh"]["frames"] > 0
+    assert "mediapipe" not in r.stdout + r.stderr
