@@ -383,10 +383,16 @@ def finetune(clips, weights: str | None = None, out: str | Path | None = None, f
     Detects the 2D of each clip with the lift ``pipeline``'s detector (cached as
     ``<clip>.wsgcn2d.npz``), adapts ``weights`` (default: the pipeline's lifter) with
     reprojection (estimated root; intrinsics from ``focal`` pixels or an assumed
-    ``fov_deg``), bone-length, temporal-smoothness and anchor terms, early-stops on the
-    held-out reprojection error and writes ``out`` (.safetensors) + its model card.
+    ``fov_deg``), bone-length, temporal-smoothness and anchor terms on the one Trainer
+    (the ``finetune`` task), early-stops on the held-out reprojection error (pixels) and
+    writes ``out`` (.safetensors) + its model card ``<out stem>.md`` and learning curve
+    ``<out stem>.curve.json``; an interrupted run resumes from ``<out>.ckpt``.
     ``options``: any field of :class:`wsgcn_cli.train.finetune.FinetuneConfig` (lr, ...).
     Returns the summary dict of :func:`wsgcn_cli.train.finetune.finetune`.
+
+    Raises:
+        WsgcnError: no ``out``, and every error of :func:`wsgcn_cli.train.finetune.finetune`
+            (bad options, missing inputs, an existing output, a checkpoint of other settings).
     """
     from wsgcn_cli.train.finetune import finetune as run_finetune
 

@@ -1,10 +1,8 @@
-"""Train pipelines -> the Trainer's settings, and what ``finetune`` (not yet on the
-Trainer) still takes from here.
+"""Train pipelines -> the Trainer's settings, and small pieces the tasks share.
 
 :func:`schedule_from_spec` and :func:`fill_config` turn a loaded train pipeline into a
 :class:`~wsgcn_cli.train.trainer.Schedule` and a task's own config; :func:`changed_settings`
-and :func:`load_init` are the fingerprint and the ``init_weights`` of a task. :func:`save_checkpoint`
-and the re-exported ``machine_description`` go when ``finetune`` moves onto the Trainer.
+and :func:`load_init` are the fingerprint and the ``init_weights`` of a task.
 """
 
 from __future__ import annotations
@@ -15,8 +13,7 @@ from pathlib import Path
 import torch
 
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.io.atomic import atomic_write
-from wsgcn_cli.train.trainer import Schedule, machine_description  # noqa: F401  (finetune)
+from wsgcn_cli.train.trainer import Schedule
 
 
 def schedule_from_spec(spec: dict) -> tuple[Schedule, dict]:
@@ -80,8 +77,3 @@ def load_init(module: torch.nn.Module, path: str | Path, kind: str, model: str, 
     module.load_state_dict(loaded.state_dict())
     return meta, digest
 
-
-def save_checkpoint(obj: dict, path: str | Path) -> None:
-    """``torch.save`` a checkpoint atomically (read it back with ``weights_only=True``)."""
-    with atomic_write(path) as tmp:
-        torch.save(obj, tmp)

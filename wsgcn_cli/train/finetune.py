@@ -27,32 +27,40 @@ Reference bone lengths: the mean of Human3.6M's five training subjects
 ``bone_reference="base"``, the median bone lengths of the base model's own output on
 the clips (left/right averaged).
 
+Training is :class:`FinetuneTask` on the one :class:`~wsgcn_cli.train.trainer.Trainer`
+(``train/trainer.py``: Adam at a constant learning rate, the epochs of sample indices,
+gradient clipping, progress, Ctrl-C, resume, checkpoint, history, keep-best and early
+stopping, the learning curve). A sample is a training window: the Trainer's batch of
+indices is a batch of windows, and an epoch is ``steps_per_epoch`` batches of them.
+
 Held-out frames and early stopping: each clip is cut into contiguous chunks (of
 ``chunk_frames``); a ``holdout`` fraction of them, spread evenly over the clip, is never
-trained on. After every epoch the held-out reprojection error (pixels, all 17 joints,
-root estimated, flip test as in the lift pipeline) is measured; training stops after
-``patience`` epochs without improvement and the best epoch's weights are written. If no
-epoch beats the base model, the base weights are written unchanged (and the card says
-so). This is a 2D self-consistency measure, not 3D accuracy.
+trained on. After every epoch the held-out reprojection error (pixels, the joints of ``reproject``,
+root estimated, flip test as in the lift pipeline) is measured (``val_heldout_px``); an
+epoch that lowers the best so far by more than 0.1 % is kept (``val_best_px``, the
+Trainer's ``keep_best``), training stops after ``patience`` epochs without one, and the
+kept epoch's weights are written. If no epoch beats the base model, the base weights
+are written unchanged (and the card says so). This is a 2D self-consistency measure,
+not 3D accuracy.
 
 BatchNorm layers keep the base model's statistics (the model stays in eval mode; their
 affine parameters still adapt), so a short clip cannot overwrite them.
 
 Outputs: ``out`` (safetensors: the base weights' metadata with ``command``,
-``init_weights``, ``machine``, ``torch`` updated and a ``finetune`` record added) and a
-model card ``<out stem>.md``. While training, ``<out>.ckpt`` (model, optimiser, best
-weights, history; read with ``torch.load(weights_only=True)``) is written atomically after
-every epoch; running the same command again resumes from it, and it is deleted when the
-weights are written. Ctrl-C leaves no partial output (only that checkpoint and the 2D
-caches of clips detected so far).
+``init_weights``, ``machine``, ``torch`` updated and a ``finetune`` record added), a
+model card ``<out stem>.md`` and the learning curve ``<out stem>.curve.json`` (and
+``.png``). While training, the Trainer writes ``<out>.ckpt`` (model, best weights so far,
+optimiser, history; read with ``torch.load(weights_only=True)``) atomically after every
+epoch; running the same command again resumes from it, one written with other clips,
+weights or options is refused (one-line error), and it is deleted when the weights are
+written. Ctrl-C leaves no weights or card (only that checkpoint, the learning curve so
+far and the 2D caches of clips detected so far).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
 import math
 import os
 import time
@@ -62,12 +70,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from wsgcn_cli import weights as wio
 from wsgcn_cli.camera import default_intrinsics, estimate_root_translation, project
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.train import losses
-from wsgcn_cli.train.common import machine_description, save_checkpoint
+from wsgcn_cli.train.common import changed_settings
+from wsgcn_cli.train.trainer import Schedule, Task, Trainer
 
 
 #: The temporal term measures accelerations per frame at this rate (Human3.6M's).
@@ -83,10 +93,11 @@ class FinetuneConfig:
             (0: one pass over the training windows, at least 20, at most 200).
         batch_size: windows per step; window: consecutive frames per window (>= 3 for
             the acceleration term).
-        lr: Adam learning rate (constant); max_grad_norm: gradient clipping (WS-GCN: 1).
+        lr: Adam learning rate (constant); max_grad_norm: gradient clipping (WS-GCN: 1;
+            0: off).
         holdout: fraction of each clip's chunks held out (0 disables early stopping);
             chunk_frames: chunk length in frames (0: 50, at least 2 windows);
-            patience: epochs without held-out improvement before stopping.
+            patience: epochs without held-out improvement before stopping (0: never).
         w_reproj, w_bone, w_temporal, w_anchor: loss weights. The defaults were chosen on
             ``body3d_demo.mp4`` (``benchmarks/finetune_body3d.py``): with a weaker anchor the
             3D drifts to fit the detector's 2D (its joint definitions and noise), which
@@ -127,8 +138,8 @@ class FinetuneConfig:
     seed: int = 0
 
     def check(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.steps_per_epoch < 0:
-            raise WsgcnError("epochs and batch size must be >= 1, steps per epoch >= 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.steps_per_epoch < 0 or self.patience < 0:
+            raise WsgcnError("epochs and batch size must be >= 1, steps per epoch and patience >= 0")
         if self.window < 3:
             raise WsgcnError(f"window must be >= 3 frames (acceleration), got {self.window}")
         if not 0.0 <= self.holdout < 1.0:
@@ -259,15 +270,181 @@ def heldout_reprojection_px(lifter, x: np.ndarray, kp: np.ndarray, f: np.ndarray
     return float(np.nanmean(err if joints is None else err[joints]))
 
 
-def _fingerprint(base_sha: str, info: list[dict], cfg: FinetuneConfig, focal, fov_deg) -> str:
-    options = {k: v for k, v in asdict(cfg).items() if k not in ("epochs", "patience")}  # may change on resume
-    blob = json.dumps({"base": base_sha, "clips": [(i["clip"], i["frames"], i["usable_frames"]) for i in info],
-                       "cfg": options, "focal": focal, "fov": fov_deg}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+#: An epoch is kept only if it lowers the best held-out error by more than this fraction.
+MIN_IMPROVEMENT = 1e-3
 
 
-def _quiet_progress(done, total=None):
-    return None
+class _Best(nn.Module):
+    """What a resumed run needs beyond the model and the optimiser, as a module so the
+    Trainer checkpoints it: ``model``, a frozen copy holding the kept epoch's weights
+    (the base weights until an epoch is kept), and the held-out error (px, float64) of the
+    base model (``base_px``, NaN until measured) and of the kept weights (``best_px``)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = copy.deepcopy(model)
+        for prm in self.model.parameters():
+            prm.requires_grad_(False)
+        self.register_buffer("base_px", torch.tensor(float("nan"), dtype=torch.float64))
+        self.register_buffer("best_px", torch.tensor(float("nan"), dtype=torch.float64))
+
+
+class FinetuneTask(Task):
+    """The ``finetune`` task of the Trainer: adapt ``base`` to the clips' 2D (module docstring).
+
+    Samples are the training windows (``starts``: first frame of each, into the
+    concatenated frames); :meth:`loss` of a batch of window indices is the module
+    docstring's sum of terms, logged per term (``reprojection``, dimensionless;
+    ``bone_m``, ``temporal_m``, ``anchor_m``, metres). :meth:`validate` gives
+    ``val_heldout_px`` (this epoch's held-out reprojection error, px) and ``val_best_px``
+    (the best so far, lowered only by an improvement of more than :data:`MIN_IMPROVEMENT`:
+    the Trainer's ``keep_best``, so it keeps exactly the epochs that rule keeps).
+    :meth:`save` only copies the weights into ``modules["best"]`` (checkpointed with the
+    run); :func:`finetune` writes the weights file once, after the run.
+
+    Args:
+        cfg: the checked options; base: the base :class:`~wsgcn_cli.lifter.Lifter` (its
+            model is adapted in place); frames, clip_info: from :func:`_gather_frames`;
+        base_sha256, focal, fov_deg: recorded in the checkpoint's fingerprint;
+        data: Human3.6M folder for the reference bone lengths; log, warn: message sinks.
+
+    Raises:
+        WsgcnError: no ``window`` consecutive usable training frames, or no usable
+            held-out frame with ``holdout`` > 0.
+    """
+
+    name = "finetune"
+
+    def __init__(self, cfg: FinetuneConfig, base, frames: _Frames, clip_info: list[dict], base_sha256: str = "",
+                 focal: float | None = None, fov_deg: float = 55.0, data=None, log=print, warn=print):
+        self.cfg, self.base, self.frames, self.clip_info, self.data = cfg, base, frames, clip_info, data
+        self.log, self.warn = log, warn
+        self._fingerprint = {"base": base_sha256, "clips": [(i["clip"], i["frames"], i["usable_frames"])
+                                                            for i in clip_info],
+                             "cfg": changed_settings(cfg, ignored=("epochs", "patience")),  # may change on resume
+                             "focal": focal, "fov": fov_deg}
+        self.starts = window_starts(frames.valid & ~frames.held, frames.clip, cfg.window)
+        self.held_idx = np.flatnonzero(frames.valid & frames.held)
+        if len(self.starts) == 0:
+            raise WsgcnError(f"no {cfg.window} consecutive usable training frames in the clips")
+        if cfg.holdout > 0 and len(self.held_idx) == 0:
+            raise WsgcnError("no usable held-out frames (lower --holdout or add footage)")
+        self.held_label = "held-out" if len(self.held_idx) else "training-frame"
+        self.steps = cfg.steps_per_epoch or min(200, max(20, math.ceil(len(self.starts) / cfg.batch_size)))
+
+    def schedule(self, out: Path, init_weights: str) -> Schedule:
+        """The Trainer's settings: a constant learning rate (``lr_final = lr``), fp32,
+        ``steps`` batches of windows per epoch, keep-best on ``val_best_px`` with early
+        stopping only when frames are held out; checkpoint ``<out>.ckpt``, learning curve
+        ``<out stem>.curve.json``."""
+        cfg = self.cfg
+        return Schedule(epochs=cfg.epochs, samples_per_epoch=self.steps * cfg.batch_size, batch_size=cfg.batch_size,
+                        lr=cfg.lr, lr_final=cfg.lr, max_grad_norm=max(cfg.max_grad_norm, 0.0), seed=cfg.seed,
+                        bf16=False, out=str(out), init_weights=init_weights,
+                        checkpoint=str(out.with_name(out.name + ".ckpt")), keep_best="val_best_px",
+                        patience=cfg.patience if cfg.holdout > 0 else 0,
+                        curve=str(out.with_name(out.stem + ".curve.json")))
+
+    def setup(self, trainer) -> None:
+        from wsgcn_cli.lifter import Lifter
+
+        cfg, base, fr = self.cfg, self.base, self.frames
+        dev = self.device = trainer.device
+        self.model = base.model
+        self.x_all = _encode(base, fr.kp, fr.size, fr.score)
+        base_raw = Lifter(self.model, base.codec_mode, flip_test=False, device=dev).predict_normalized(self.x_all)
+        self.joints = fr.observed if cfg.reproject == "observed" else np.ones_like(fr.observed)
+        scores = np.clip(fr.score, 0.05, 1.0) if cfg.use_scores else 1.0
+
+        def t(a):
+            return torch.from_numpy(np.asarray(a, np.float32)).to(dev)
+
+        self.X, self.KP, self.BASE = torch.from_numpy(self.x_all).to(dev), t(np.nan_to_num(fr.kp)), t(base_raw)
+        self.W, self.F, self.C = t(scores * self.joints), t(fr.f), t(fr.c)
+        self.S = losses.keypoint_scale(self.KP)
+        self.frame_scale = t((fr.fps / TEMPORAL_FPS) ** 2)
+        self.windows = torch.from_numpy(self.starts).to(dev)[:, None] + torch.arange(cfg.window, device=dev)
+        self.reference, self.bone_reference = self._bone_reference(base_raw)
+        self.adapted = adapted_parameters(self.model, cfg.adapt)
+        for prm in self.model.parameters():
+            prm.requires_grad_(False)
+        for prm in self.adapted:
+            prm.requires_grad_(True)
+        self.best = _Best(self.model).to(dev)
+        self.modules = {"model": self.model, "best": self.best}
+        self.log(f"{len(self.clip_info)} clip(s), {int(fr.valid.sum())} usable frames ({len(self.held_idx)} held "
+                 f"out), {len(self.starts)} training windows of {cfg.window}; {self.steps} steps/epoch")
+
+    def _bone_reference(self, base_raw: np.ndarray) -> tuple[torch.Tensor, str]:
+        """(16 reference bone lengths in metres on the device, where they come from)."""
+        source = self.cfg.bone_reference
+        if not isinstance(source, str):
+            reference, source = np.asarray(source), "given lengths"
+        elif source == "h36m":
+            try:
+                reference = losses.reference_bone_lengths(self.data)
+                source = "Human3.6M S1 S5 S6 S7 S8 mean"
+            except WsgcnError as e:
+                self.warn(f"{e}; using the base model's own bone lengths as the reference")
+                source = "base"
+        if source == "base":
+            lengths = losses.bone_lengths(torch.from_numpy(base_raw[self.frames.valid])).median(0).values.numpy()
+            sym = losses.symmetric_bones()
+            lengths[sym[:, 0]] = lengths[sym[:, 1]] = 0.5 * (lengths[sym[:, 0]] + lengths[sym[:, 1]])
+            reference, source = lengths, "median of the base model's output on the clips"
+        return torch.as_tensor(reference, dtype=torch.float32, device=self.device), source
+
+    def parameters(self):
+        return self.adapted
+
+    def init_from(self, path: str) -> dict:
+        """The base weights are already in the model (the Pipeline loaded them, checked
+        against its 2D stage); no earlier samples are counted, so the learning curve's
+        samples are the windows of this run."""
+        return {}
+
+    def num_samples(self) -> int:
+        return len(self.starts)
+
+    def fingerprint(self) -> dict:
+        return self._fingerprint
+
+    def start_epoch(self, epoch: int) -> None:
+        self.model.eval()  # BatchNorm keeps the base statistics; gradients still flow
+
+    def loss(self, idx, gen):
+        cfg, w = self.cfg, self.windows[idx]                                        # (B, window) frames
+        pred = self.model(self.X[w].reshape(-1, 17, self.X.shape[-1])).float().reshape(*w.shape, 17, 3)
+        kp, wt, f, c = self.KP[w], self.W[w], self.F[w], self.C[w]
+        root = losses.estimated_root(pred, kp, f, c, weights=wt)
+        l_rep = losses.reprojection_loss(pred, root, kp, f, c, weights=wt, scale=self.S[w])
+        l_bone = losses.bone_length_loss(pred, self.reference)
+        l_temp = losses.temporal_smoothness_loss(pred, frame_scale=self.frame_scale[w[:, 0]])
+        l_anchor = losses.anchor_loss(pred, self.BASE[w])
+        loss = cfg.w_reproj * l_rep + cfg.w_bone * l_bone + cfg.w_temporal * l_temp + cfg.w_anchor * l_anchor
+        return loss, {"reprojection": l_rep, "bone_m": l_bone, "temporal_m": l_temp, "anchor_m": l_anchor}
+
+    def validate(self) -> dict[str, float]:
+        from wsgcn_cli.lifter import Lifter
+
+        fr = self.frames
+        idx = self.held_idx if len(self.held_idx) else np.flatnonzero(fr.valid)
+        lifter = Lifter(self.model, self.base.codec_mode, flip_test=self.base.flip_test, device=self.device)
+        px = heldout_reprojection_px(lifter, self.x_all[idx], fr.kp[idx].astype(np.float64), fr.f[idx], fr.c[idx],
+                                     self.joints[idx])
+        b = self.best
+        if math.isnan(float(b.base_px)):  # the first call: the base model, before any step
+            b.base_px.fill_(px)
+            b.best_px.fill_(px)
+        elif px < float(b.best_px) * (1 - MIN_IMPROVEMENT):
+            b.best_px.fill_(px)
+        return {"val_heldout_px": px, "val_best_px": float(b.best_px)}
+
+    def save(self, out: Path, meta: dict) -> str:
+        """Keep the current weights as the best (the Trainer calls this when an epoch is
+        kept); nothing is written: :func:`finetune` writes ``out`` after the run."""
+        self.best.model.load_state_dict(self.model.state_dict())
+        return ""
 
 
 # -- the API -------------------------------------------------------------------------------
@@ -286,7 +463,8 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
         weights: the base weights (a ``.safetensors`` path or the name of a shipped one);
             None: the lift pipeline's lifter weights.
         out: the adapted weights to write (``.safetensors``); the model card goes to
-            ``<out stem>.md`` and the resumable checkpoint to ``<out>.ckpt``.
+            ``<out stem>.md``, the learning curve to ``<out stem>.curve.json`` (and
+            ``.png``) and the resumable checkpoint to ``<out>.ckpt``.
         focal: focal length in pixels of the clips' camera; None: from ``fov_deg``.
         fov_deg: assumed field of view (degrees) of the image's longer side when no
             ``focal`` is given.
@@ -302,16 +480,17 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
             (warnings are still printed); log: callable for messages (default: stderr).
 
     Returns:
-        dict: ``weights``, ``sha256``, ``card``, ``clips`` (per clip: frames, usable,
-        held-out, intrinsics, cache), ``skipped`` (clip, reason), ``heldout_px``
-        (``base``, ``best``, ``best_epoch``), ``history`` (per epoch: loss terms,
-        held-out px), ``epochs_run``, ``stopped_early``, ``wall_s``.
+        dict: ``weights``, ``sha256``, ``card``, ``curve``, ``clips`` (per clip: frames,
+        usable, held-out, intrinsics, cache), ``skipped`` (clip, reason), ``heldout_px``
+        (``base``, ``best``, ``best_epoch``), ``history`` (the Trainer's row per trained
+        epoch: loss terms, ``val_heldout_px``, ``val_best_px``, samples seen, wall s),
+        ``epochs_run``, ``stopped_early``, ``wall_s``.
 
     Raises:
         WsgcnError: bad options, missing clips or weights, an existing output without
-            ``overwrite``, no clip with a usable person, too few frames for one window.
+            ``overwrite``, no clip with a usable person, too few frames for one window,
+            an unreadable checkpoint or one written with other clips, weights or options.
     """
-    from wsgcn_cli.lifter import Lifter
     from wsgcn_cli.pipeline import Pipeline
 
     t0 = time.time()
@@ -331,8 +510,14 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
     if not clips:
         raise WsgcnError("no clips given")
 
-    console = None if log is not None else _stderr_console()
-    say = log or (lambda msg: console.print(msg, highlight=False, markup=False))
+    say = log
+    if say is None:
+        from wsgcn_cli.console import get_console
+
+        console = get_console()
+
+        def say(msg):
+            console.print(msg, highlight=False, markup=False)
     info_log = (lambda msg: None) if quiet else say
 
     def warn(msg):
@@ -353,29 +538,23 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
     # hold the base lifter (the pipeline's, or `weights`, checked against the 2D stage).
     pipe = Pipeline.from_file(pipeline, device=device,
                               lifter_weights=None if weights is None else _weights_path(weights))
-    base = pipe.lifter
-    base_path = pipe.lifter_path
-    dev, flip_test, base_meta = base.device, base.flip_test, base.meta
+    base, base_path = pipe.lifter, pipe.lifter_path
 
     # 1. 2D of every clip (cached), skipping clips without a usable person.
     from wsgcn_cli.data.clips import load_clip
 
-    progress_bar = _progress_factory(quiet)
     loaded, skipped = [], []
     for clip_path in clips:
         clip_path = Path(clip_path)
         if not clip_path.exists():
             raise WsgcnError(f"clip {clip_path} does not exist")
-        with _lazy_bar(progress_bar, f"detecting {clip_path.name}") as advance:
+        with _lazy_bar(f"detecting {clip_path.name}", quiet) as advance:
             clip = load_clip(clip_path, pipe, cache_dir=cache_dir, fallback_dir=out.parent, progress=advance)
         usable = int(clip.valid.sum())
-        if usable == 0:
-            reason = f"no person found in any of its {clip.kp.num_frames} frame(s)"
-            warn(f"{clip_path}: {reason}; skipped")
-            skipped.append({"clip": clip_path.name, "reason": reason})
-            continue
-        if usable < cfg.window:
-            reason = f"only {usable} frame(s) with a complete person, fewer than one window ({cfg.window})"
+        reason = (f"no person found in any of its {clip.kp.num_frames} frame(s)" if usable == 0 else
+                  f"only {usable} frame(s) with a complete person, fewer than one window ({cfg.window})"
+                  if usable < cfg.window else "")
+        if reason:
             warn(f"{clip_path}: {reason}; skipped")
             skipped.append({"clip": clip_path.name, "reason": reason})
             continue
@@ -384,184 +563,58 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
         loaded.append(clip)
     if not loaded:
         raise WsgcnError("no clip has a usable person: nothing to adapt to")
-
     frames, clip_info = _gather_frames(loaded, focal, fov_deg, cfg.holdout, cfg.chunk_frames)
-    train_starts = window_starts(frames.valid & ~frames.held, frames.clip, cfg.window)
-    held_idx = np.flatnonzero(frames.valid & frames.held)
-    if len(train_starts) == 0:
-        raise WsgcnError(f"no {cfg.window} consecutive usable training frames in the clips")
-    if cfg.holdout > 0 and len(held_idx) == 0:
-        raise WsgcnError("no usable held-out frames (lower --holdout or add footage)")
 
-    # 2. Tensors on the device; the base model's output for the anchor term.
-    x_all = _encode(base, frames.kp, frames.size, frames.score)
-    model = base.model
-    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    base_raw = Lifter(model, base.codec_mode, flip_test=False, device=dev).predict_normalized(x_all)
-    X = torch.from_numpy(x_all).to(dev)
-    KP = torch.from_numpy(np.nan_to_num(frames.kp).astype(np.float32)).to(dev)
-    joints = frames.observed if cfg.reproject == "observed" else np.ones_like(frames.observed)
-    W = torch.from_numpy(((np.clip(frames.score, 0.05, 1.0) if cfg.use_scores else 1.0) * joints)
-                         .astype(np.float32)).to(dev)
-    F = torch.from_numpy(frames.f.astype(np.float32)).to(dev)
-    C = torch.from_numpy(frames.c.astype(np.float32)).to(dev)
-    S = losses.keypoint_scale(KP)
-    FRAME_SCALE = torch.from_numpy(((frames.fps / TEMPORAL_FPS) ** 2).astype(np.float32)).to(dev)
-    BASE = torch.from_numpy(base_raw).to(dev)
+    # 2. The task on the Trainer (which owns the loop, resume, keep-best, early stopping).
+    task = FinetuneTask(cfg, base, frames, clip_info, base_sha256=base.sha256, focal=focal, fov_deg=fov_deg,
+                        data=data, log=info_log, warn=warn)
+    schedule = task.schedule(out, str(Path(base_path).resolve()))
 
-    ref_source = cfg.bone_reference
-    if not isinstance(ref_source, str):
-        reference, ref_source = np.asarray(ref_source), "given lengths"
-    elif ref_source == "h36m":
-        try:
-            reference = losses.reference_bone_lengths(data)
-            ref_source = "Human3.6M S1 S5 S6 S7 S8 mean"
-        except WsgcnError as e:
-            warn(f"{e}; using the base model's own bone lengths as the reference")
-            ref_source = "base"
-    if ref_source == "base":
-        lengths = losses.bone_lengths(torch.from_numpy(base_raw[frames.valid])).median(0).values.numpy()
-        sym = losses.symmetric_bones()
-        lengths[sym[:, 0]] = lengths[sym[:, 1]] = 0.5 * (lengths[sym[:, 0]] + lengths[sym[:, 1]])
-        reference = lengths
-        ref_source = "median of the base model's output on the clips"
-    reference_t = torch.as_tensor(reference, dtype=torch.float32, device=dev)
+    def trainer_log(msg: str) -> None:
+        if msg.startswith("interrupted"):  # shown even when quiet
+            say(msg)
+        elif not msg.startswith(("best ", f"{out} (sha256")):  # nothing is written before the end
+            info_log(msg)
 
-    def evaluate_heldout() -> float:
-        idx = held_idx if len(held_idx) else np.flatnonzero(frames.valid)
-        lifter = Lifter(model, base.codec_mode, flip_test=flip_test, device=dev)
-        return heldout_reprojection_px(lifter, x_all[idx], frames.kp[idx].astype(np.float64),
-                                       frames.f[idx], frames.c[idx], joints[idx])
+    with _lazy_bar("finetuning", quiet) as advance:
+        summary = Trainer(task, schedule, base.device, log=trainer_log, progress=advance,
+                          command=command or "wsgcn finetune").fit()
 
-    # 3. Optimiser, checkpoint.
-    n_windows = len(train_starts)
-    steps = cfg.steps_per_epoch or min(200, max(20, math.ceil(n_windows / cfg.batch_size)))
-    total_steps = steps * cfg.epochs
-    adapted = adapted_parameters(model, cfg.adapt)
-    opt = torch.optim.Adam(adapted, lr=cfg.lr)
-    ckpt_path = out.with_name(out.name + ".ckpt")
-    fingerprint = _fingerprint(base.sha256, clip_info, cfg, focal, fov_deg)
-    history: list[dict] = []
-    start_epoch, wall_before, bad_epochs = 0, 0.0, 0
-    base_px = best_px = None
-    best_epoch, best_state = 0, base_state
-    if ckpt_path.is_file():
-        try:
-            ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        except Exception as e:  # a damaged or foreign file: start afresh
-            ck = None
-            warn(f"cannot read checkpoint {ckpt_path} ({type(e).__name__}); starting afresh")
-        if ck is not None and ck.get("fingerprint") != fingerprint:
-            warn(f"checkpoint {ckpt_path} belongs to other clips, weights or options; starting afresh")
-            ck = None
-        if ck is not None:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optim"])
-            best_state = ck["best_model"]
-            start_epoch, wall_before = int(ck["epoch"]), float(ck["wall_s"])
-            base_px, best_px, best_epoch = float(ck["base_px"]), float(ck["best_px"]), int(ck["best_epoch"])
-            bad_epochs, history = int(ck["bad_epochs"]), list(ck["history"])
-            info_log(f"resumed from {ckpt_path} after epoch {start_epoch}")
-
-    model.eval()  # BatchNorm keeps the base statistics; gradients still flow
-    for prm in model.parameters():
-        prm.requires_grad_(False)
-    for prm in adapted:
-        prm.requires_grad_(True)
-    if base_px is None:
-        base_px = best_px = evaluate_heldout()
-    held_label = "held-out" if len(held_idx) else "training-frame"
-    info_log(f"{len(loaded)} clip(s), {int(frames.valid.sum())} usable frames ({len(held_idx)} held out), "
-             f"{n_windows} training windows of {cfg.window}; base model {held_label} reprojection "
-             f"{base_px:.2f} px; {steps} steps/epoch")
-
-    offs = torch.arange(cfg.window, device=dev)
-    starts_t = torch.from_numpy(train_starts).to(dev)
-    t1 = time.time()
-    with progress_bar("finetuning", total_steps) as advance:
-        advance(start_epoch * steps, total_steps)
-        for epoch in range(start_epoch, cfg.epochs):
-            if cfg.holdout > 0 and bad_epochs >= cfg.patience:
-                break  # early stop (also when resuming a run that had already stopped)
-            g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-            pick = torch.randint(n_windows, (steps, cfg.batch_size), generator=g).to(dev)
-            sums = torch.zeros(5, device=dev)
-            try:
-                for s in range(steps):
-                    idx = starts_t[pick[s]][:, None] + offs                       # (B, T)
-                    pred = model(X[idx].reshape(-1, 17, X.shape[-1])).reshape(*idx.shape, 17, 3)
-                    kp, w, f, c = KP[idx], W[idx], F[idx], C[idx]
-                    root = losses.estimated_root(pred, kp, f, c, weights=w)
-                    l_rep = losses.reprojection_loss(pred, root, kp, f, c, weights=w, scale=S[idx])
-                    l_bone = losses.bone_length_loss(pred, reference_t)
-                    l_temp = losses.temporal_smoothness_loss(pred, frame_scale=FRAME_SCALE[idx[:, 0]])
-                    l_anchor = losses.anchor_loss(pred, BASE[idx])
-                    loss = (cfg.w_reproj * l_rep + cfg.w_bone * l_bone + cfg.w_temporal * l_temp
-                            + cfg.w_anchor * l_anchor)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.max_grad_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                    opt.step()
-                    sums += torch.stack([loss, l_rep, l_bone, l_temp, l_anchor]).detach()
-                    advance(epoch * steps + s + 1, total_steps)
-            except KeyboardInterrupt:
-                say(f"interrupted in epoch {epoch + 1}; {ckpt_path} holds epoch {epoch}: run again to resume")
-                raise
-            px = evaluate_heldout()
-            mean = (sums / steps).tolist()
-            improved = px < best_px * (1 - 1e-3)
-            if improved:
-                best_px, best_epoch, bad_epochs = px, epoch + 1, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-            history.append({"epoch": epoch + 1, "loss": mean[0], "reprojection": mean[1], "bone_m": mean[2],
-                            "temporal_m": mean[3], "anchor_m": mean[4], "heldout_px": px})
-            wall = wall_before + time.time() - t1
-            info_log(f"epoch {epoch + 1}/{cfg.epochs}: loss {mean[0]:.4f} (reproj {mean[1]:.4f}, bone "
-                     f"{1000 * mean[2]:.1f} mm, accel {1000 * mean[3]:.2f} mm/frame², anchor {1000 * mean[4]:.1f} mm), "
-                     f"{held_label} reprojection {px:.2f} px (base {base_px:.2f}, best {best_px:.2f})")
-            save_checkpoint({
-                "model": model.state_dict(), "optim": opt.state_dict(), "best_model": best_state,
-                "epoch": epoch + 1, "wall_s": wall, "base_px": base_px, "best_px": best_px,
-                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                "fingerprint": fingerprint}, ckpt_path)
-
-    wall = wall_before + time.time() - t1
-    epochs_run = len(history)
-    stopped_early = epochs_run < cfg.epochs
-    model.load_state_dict(best_state)
+    # 3. The kept weights, with the base weights' metadata and the run's record.
+    history = [h for h in summary["history"] if h["epoch"] > 0]
+    base_px, best_px = float(task.best.base_px), float(task.best.best_px)
+    best_epoch = int(summary["best"]["epoch"])
+    model = task.model
+    model.load_state_dict(task.best.model.state_dict())
+    run = dict(summary["meta"])
+    top = {k: run.pop(k) for k in ("command", "init_weights", "machine", "torch")}
     record = {
-        "base_weights": base_path.name, "base_sha256": base.sha256, "base_command": base_meta.get("command", ""),
-        "clips": clip_info, "skipped": skipped,
+        "base_weights": Path(base_path).name, "base_sha256": base.sha256,
+        "base_command": base.meta.get("command", ""), "clips": clip_info, "skipped": skipped,
         "camera": ({"focal_px": focal} if focal is not None else {"fov_deg": fov_deg})
         | {"principal_point": "image centre", "distortion": "none", "root": "estimated per frame (closed form)"},
-        "config": asdict(cfg), "bone_reference": ref_source,
-        "adapted_parameters": int(sum(p.numel() for p in adapted)),
+        "config": asdict(cfg), "bone_reference": task.bone_reference,
+        "adapted_parameters": int(sum(p.numel() for p in task.adapted)),
         "total_parameters": int(sum(p.numel() for p in model.parameters())),
         "heldout_reprojection_px": {"base": base_px, "best": best_px, "best_epoch": best_epoch},
-        "heldout": held_label, "epochs_run": epochs_run, "stopped_early": stopped_early,
-        "steps_per_epoch": steps, "wall_time_s": round(wall, 1), "history": history,
-        "unchanged_from_base": best_epoch == 0,
+        "heldout": task.held_label, "epochs_run": len(history), "stopped_early": len(history) < cfg.epochs,
+        "steps_per_epoch": task.steps, "wall_time_s": run["wall_time_s"], "trainer": run, "history": history,
+        "unchanged_from_base": best_epoch == 0, "curve": Path(schedule.curve).name,
     }
-    meta = dict(base_meta)
-    meta.update({
-        "command": command or "wsgcn finetune", "init_weights": str(base_path),
-        "machine": machine_description(dev),
-        "torch": torch.__version__, "finetune": record,
-    })
+    meta = {**base.meta, **top, "finetune": record}
     digest = wio.save(out, model.state_dict(), meta)
     card_path = write_finetune_card(out, meta, digest)
-    ckpt_path.unlink(missing_ok=True)
+    Path(schedule.checkpoint).unlink(missing_ok=True)
     if best_epoch == 0:
-        warn(f"no epoch improved the {held_label} reprojection error of the base model ({base_px:.2f} px): "
+        warn(f"no epoch improved the {task.held_label} reprojection error of the base model ({base_px:.2f} px): "
              f"{out} holds the base weights unchanged")
-    info_log(f"wrote {out} (sha256 {digest[:12]}…) and {card_path.name}: {held_label} reprojection "
-             f"{base_px:.2f} -> {best_px:.2f} px (epoch {best_epoch} of {epochs_run}), {(time.time() - t0) / 60:.1f} min")
-    return {"weights": str(out), "sha256": digest, "card": str(card_path), "clips": clip_info,
-            "skipped": skipped, "heldout_px": record["heldout_reprojection_px"], "history": history,
-            "epochs_run": epochs_run, "stopped_early": stopped_early, "wall_s": time.time() - t0}
+    info_log(f"wrote {out} (sha256 {digest[:12]}…) and {card_path.name}: {task.held_label} reprojection "
+             f"{base_px:.2f} -> {best_px:.2f} px (epoch {best_epoch} of {len(history)}), "
+             f"{(time.time() - t0) / 60:.1f} min")
+    return {"weights": str(out), "sha256": digest, "card": str(card_path), "curve": schedule.curve,
+            "clips": clip_info, "skipped": skipped, "heldout_px": record["heldout_reprojection_px"],
+            "history": history, "epochs_run": record["epochs_run"], "stopped_early": record["stopped_early"],
+            "wall_s": time.time() - t0}
 
 
 def adapted_parameters(model: torch.nn.Module, which: str = "norm_bias") -> list[torch.nn.Parameter]:
@@ -598,32 +651,18 @@ def _weights_path(weights) -> Path:
     raise WsgcnError(f"weights file not found: {weights}")
 
 
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _progress_factory(quiet: bool):
-    if quiet:
-        @contextlib.contextmanager
-        def none(description, total):
-            yield _quiet_progress
-        return none
+@contextlib.contextmanager
+def _lazy_bar(description: str, quiet: bool):
+    """A progress callable ``advance(done, total)`` that opens its bar
+    (:func:`wsgcn_cli.console.progress_bar`) only when first called (no bar for cached 2D)."""
     from wsgcn_cli.console import progress_bar
 
-    return lambda description, total: progress_bar(description, total, False)
-
-
-@contextlib.contextmanager
-def _lazy_bar(factory, description: str):
-    """A progress callable that opens its bar only when first called (no bar for cached 2D)."""
     with contextlib.ExitStack() as stack:
         bar = []
 
         def advance(done, total=None):
             if not bar:
-                bar.append(stack.enter_context(factory(description, total)))
+                bar.append(stack.enter_context(progress_bar(description, total, quiet)))
             bar[0](done, total)
 
         yield advance
@@ -653,7 +692,7 @@ def write_finetune_card(weights_path: Path, meta: dict, digest: str) -> Path:
         f"- **losses**: reprojection ×{cfg['w_reproj']} (error / 2D size of the person), bone-length prior "
         f"×{cfg['w_bone']} (symmetry + reference: {r['bone_reference']}), acceleration ×{cfg['w_temporal']}, "
         f"anchor to the base model ×{cfg['w_anchor']}; windows of {cfg['window']} frames, batch {cfg['batch_size']}, "
-        f"Adam lr {cfg['lr']}, gradient norm ≤ {cfg['max_grad_norm']}, BatchNorm statistics frozen",
+        f"Adam lr {cfg['lr']} (constant), gradient norm ≤ {cfg['max_grad_norm']}, BatchNorm statistics frozen",
         f"- **adapted**: {'normalisation affine parameters and biases' if cfg.get('adapt') == 'norm_bias' else 'all weights'}"
         + (f" ({r['adapted_parameters']} of {r['total_parameters']})" if "adapted_parameters" in r else "")
         + f"; reprojection on {'the joints the detector observes directly' if cfg.get('reproject') == 'observed' else 'all 17 joints'}",
@@ -662,7 +701,7 @@ def write_finetune_card(weights_path: Path, meta: dict, digest: str) -> Path:
         f"- **wall time**: {r['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
         f"- **sha256**: `{digest}`",
         "",
-        f"## {r['heldout'].capitalize()} reprojection error (pixels, root estimated, all 17 joints)",
+        f"## {r['heldout'].capitalize()} reprojection error (pixels, root estimated, the reprojected joints)",
         "",
         f"Base model {px['base']:.2f} px → adapted {px['best']:.2f} px"
         + (" (no epoch improved on the base model: these are the base weights unchanged)."
@@ -678,11 +717,12 @@ def write_finetune_card(weights_path: Path, meta: dict, digest: str) -> Path:
     for s in r["skipped"]:
         lines.append(f"| {s['clip']} (skipped: {s['reason']}) | | | | | | |")
     if r["history"]:
-        lines += ["", "## Training curve", "",
-                  "| epoch | loss | reprojection (rel.) | bone (mm) | accel (mm/frame²) | anchor (mm) | held-out (px) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["", "## Training curve", "", f"Also in `{r.get('curve', '')}` (JSON and PNG).", "",
+                  f"| epoch | loss | reprojection (rel.) | bone (mm) | accel (mm/frame²) | anchor (mm) | "
+                  f"{r['heldout']} (px) |", "|---:|---:|---:|---:|---:|---:|---:|",
+                  f"| 0 (base) | | | | | | {px['base']:.2f} |"]
         lines += [f"| {h['epoch']} | {h['loss']:.4f} | {h['reprojection']:.4f} | {1000 * h['bone_m']:.1f} | "
-                  f"{1000 * h['temporal_m']:.2f} | {1000 * h['anchor_m']:.1f} | {h['heldout_px']:.2f} |"
+                  f"{1000 * h['temporal_m']:.2f} | {1000 * h['anchor_m']:.1f} | {h['val_heldout_px']:.2f} |"
                   for h in r["history"]]
     lines.append("")
     card = weights_path.with_suffix(".md")
