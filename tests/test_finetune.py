@@ -228,8 +228,7 @@ def test_finetune_resumes_after_a_kill_to_the_same_result(synthetic, monkeypatch
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("killed_in_epoch", [4, pytest.param(5, marks=pytest.mark.xfail(
-    strict=True, reason="the Trainer restarts its count of epochs without a better keep_best at 0 on resume"))])
+@pytest.mark.parametrize("killed_in_epoch", [4, 5])
 def test_an_interrupted_finetune_resumes_from_its_checkpoint_with_kept_weights_and_early_stopping(
         synthetic, monkeypatch, killed_in_epoch):
     """Epochs 1-3 improve, 4 and 5 do not: patience 2 stops after epoch 5 and keeps epoch 3.

@@ -314,6 +314,7 @@ class FinetuneTask(Task):
     """
 
     name = "finetune"
+    curve_unit = "held-out reprojection error (px)"
 
     def __init__(self, cfg: FinetuneConfig, base, frames: _Frames, clip_info: list[dict], base_sha256: str = "",
                  focal: float | None = None, fov_deg: float = 55.0, data=None, log=print, warn=print):

@@ -34,7 +34,7 @@ averages; our copy lacks S9 "Discussion 1").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.train.common import changed_settings, fill_config, load_init
 from wsgcn_cli.train.trainer import Task
 
 
@@ -87,15 +88,12 @@ class LifterConfig:
 
     @classmethod
     def from_spec(cls, spec: dict, train_rest: dict) -> "LifterConfig":
+        """From a loaded train pipeline and the ``[train]`` keys the Schedule left over.
+        Raises WsgcnError for unknown or inconsistent options."""
         model = dict(spec["model"])
         cfg = cls(model=model.pop("name"), model_options=model, codec=spec["codec"]["mode"])
-        names = {f.name for f in fields(cls)}
-        for key, value in {**spec["data"], **train_rest}.items():
-            if key in ("dataset",):
-                continue
-            if key not in names:
-                raise WsgcnError(f"unknown option {key!r} in pipeline {spec.get('path', '')}")
-            setattr(cfg, key, tuple(value) if isinstance(value, list) else value)
+        items = {k: v for k, v in {**spec["data"], **train_rest}.items() if k != "dataset"}
+        fill_config(cfg, items, spec.get("path", ""), fixed=("model", "model_options", "codec"))
         if cfg.codec not in codec.MODES:
             raise WsgcnError(f"unknown codec mode {cfg.codec!r}; known: {codec.MODES}")
         if cfg.source not in ("gt", "sh", "gt+sh"):
@@ -112,11 +110,6 @@ class LifterConfig:
         if (set(cfg.subjects) | set(cfg.unlabelled_subjects)) & set(h36m.TEST_SUBJECTS):
             raise WsgcnError(f"test subjects {h36m.TEST_SUBJECTS} cannot be trained on")
         return cfg
-
-    def changed(self) -> dict:
-        """Settings that differ from the defaults (a checkpoint's fingerprint)."""
-        base = type(self)()
-        return {k: v for k, v in asdict(self).items() if v != getattr(base, k)}
 
 
 def encode_h36m(kp: np.ndarray, data: h36m.H36MSamples, mode: str) -> np.ndarray:
@@ -205,18 +198,16 @@ class LifterTask(Task):
         self.epoch = epoch
 
     def init_from(self, path: str) -> dict:
-        state, meta = weights.load(path)
-        if meta.get("codec") != self.cfg.codec or meta.get("model") != self.cfg.model:
-            raise WsgcnError(f"init weights {path} are {meta.get('model')}/{meta.get('codec')}, "
-                             f"not {self.cfg.model}/{self.cfg.codec}")
-        self.model.load_state_dict(state)
+        meta, _ = load_init(self.model, path, "lifter", self.cfg.model, self.cfg.model_options, self.trainer.device)
+        if meta.get("codec") != self.cfg.codec:
+            raise WsgcnError(f"init weights {path} use the 2D codec {meta.get('codec')!r}, not {self.cfg.codec!r}")
         return meta
 
     def num_samples(self) -> int:
         return len(self.y)
 
     def fingerprint(self) -> dict:
-        return self.cfg.changed()
+        return changed_settings(self.cfg)
 
     def loss(self, idx, gen):
         cfg = self.cfg

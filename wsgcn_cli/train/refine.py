@@ -300,6 +300,7 @@ class RefinerTask(Task):
     """
 
     name = "refiner"
+    curve_unit = "S9/S11 MPJPE (mm)"
 
     def __init__(self, cfg: RefineConfig, data_root=None, log=print):
         self.cfg, self.data_root, self.log = cfg, data_root, log

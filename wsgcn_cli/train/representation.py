@@ -230,6 +230,7 @@ class Pose2DTask(Task):
     """
 
     name = "representation"
+    curve_unit = "2D error (px) / MPJPE (mm)"
 
     def __init__(self, cfg: RepresentationConfig, data_root=None, log=print):
         self.cfg, self.data_root, self.log = cfg, data_root, log

@@ -347,9 +347,11 @@ class Trainer:
 
         ck = self._load_checkpoint(opt)
         start, wall_before, history, best = 0, 0.0, [], None
+        stale = 0  # epochs since the best one (patience)
         if ck is not None:
             start, wall_before = int(ck["epoch"]), float(ck["wall_s"])
             history, best = json.loads(ck["history"]), ck.get("best")
+            stale = start - best["epoch"] if best else 0
             self.log(f"resumed from {self.ckpt_path} at epoch {start} of {s.epochs}")
         meta = {
             "epochs": s.epochs, "samples_per_epoch": per_epoch, "batch_size": s.batch_size, "lr": s.lr,
@@ -373,7 +375,6 @@ class Trainer:
                 history.append({"epoch": 0, "samples_seen": seen_before, "wall_s": 0.0, **metrics})
                 self.log(f"start ({s.init_weights}): " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
         t0 = time.time()
-        stale = 0
         for epoch in range(start, s.epochs):
             for m in task.modules.values():
                 m.train()
