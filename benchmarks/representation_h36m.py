@@ -46,7 +46,7 @@ def raw_sh(kp17):
     """The adjust=False mapping of the SH-16 detections behind the adjusted H36M-17 ones."""
     import numpy as np
 
-    from wsgcn_cli.represent import mapping_matrix
+    from wsgcn_cli.pose2d.mapping import mapping_matrix
 
     w_adj, w_raw = mapping_matrix("sh16", True), mapping_matrix("sh16", False)
     raw16 = np.einsum("jk,nkc->njc", np.linalg.pinv(w_adj), kp17)
@@ -125,7 +125,7 @@ def body3d_demo(pipe: str, baseline: str, data_root: Path, work: Path):
                         "p_mpjpe_mm": float(metrics.p_mpjpe(pred[ok], gt3d[ok]).mean()), "frames": int(ok.sum())}
     raw = outs["geometric"]["detector_keypoints"]
     from wsgcn_cli.detect.base import Keypoints2D
-    from wsgcn_cli.represent import to_h36m17
+    from wsgcn_cli.pose2d.mapping import to_h36m17
 
     kp = to_h36m17(Keypoints2D("blazepose33", raw, outs["geometric"]["detector_scores"], np.arange(len(raw)) / 50.0,
                                1000, 1002, 50.0), adjust=False)

@@ -159,7 +159,7 @@ def test_default_finetune_changes_only_norm_and_bias_parameters(synthetic):
 
 
 def test_observed_joints_exclude_joints_built_from_several_keypoints():
-    from wsgcn_cli.represent import observed_joints
+    from wsgcn_cli.pose2d.mapping import observed_joints
 
     assert observed_joints("h36m17").all()
     bp = observed_joints("blazepose33")

@@ -12,7 +12,7 @@ import pytest
 from wsgcn_cli.detect.base import Detector, detect_frames, make_detector
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.io.video import open_frames
-from wsgcn_cli.represent import to_h36m17
+from wsgcn_cli.pose2d.mapping import to_h36m17
 from wsgcn_cli.skeletons import BLAZEPOSE33
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from wsgcn_cli.detect.base import Keypoints2D
-from wsgcn_cli.represent import fill_gaps, to_h36m17
+from wsgcn_cli.pose2d.gaps import fill_gaps
+from wsgcn_cli.pose2d.mapping import to_h36m17
 from wsgcn_cli.stages import Representation, StreamingLift
 
 

@@ -102,7 +102,7 @@ class Lifter:
         """Lift pixel keypoints (T, 17, 2) -> (T, 17, 3) root-relative camera coordinates, metres.
 
         Frames with any NaN keypoint give NaN 3D (complete them first, see
-        :mod:`wsgcn_cli.represent`). ``width``/``height`` (pixels) are needed by the
+        :mod:`wsgcn_cli.pose2d.mapping`). ``width``/``height`` (pixels) are needed by the
         ``"screen"`` codec only. ``score`` (T, 17): keypoint confidences in [0, 1], read
         by a ``confidence_input`` lifter and ignored by others.
         """

@@ -10,7 +10,7 @@ The layouts are the ones in ``shared/CONVENTIONS.md``:
 * ``coco_wholebody133``: COCO-WholeBody (H3WB) keypoints.
 
 "Left" is always the person's left. Mappings between layouts that need geometry (for
-example BlazePose to H36M-17) live in :mod:`wsgcn_cli.represent`; this module only
+example BlazePose to H36M-17) live in :mod:`wsgcn_cli.pose2d.mapping`; this module only
 describes layouts.
 """
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from wsgcn_cli.camera import load_h36m_cameras
 from wsgcn_cli.errors import WsgcnError
-from wsgcn_cli.represent import mapping_matrix
+from wsgcn_cli.pose2d.mapping import mapping_matrix
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
@@ -62,7 +62,7 @@ def sh16_to_h36m17(xy16):
 
     Stacked Hourglass has no Neck/Nose (H36M joint 9) and its "Spine" and head top are
     not H36M's: they are re-made from the trunk with the mapping that ``lift`` applies
-    to SH-16 keypoints (see :data:`wsgcn_cli.represent.SH16_ADJUST`).
+    to SH-16 keypoints (see :data:`wsgcn_cli.pose2d.mapping.SH16_ADJUST`).
     """
     w = mapping_matrix("sh16").astype(np.float32)
     return np.einsum("kj,...jc->...kc", w, np.asarray(xy16, dtype=np.float32))

@@ -3,7 +3,7 @@
 Between the detector and the lifter, as the 2D pose sub-network of 3D Human Pose
 Machines (Wang et al., TPAMI 2019) feeds its 2D->3D transformer. Detector keypoints in
 any supported layout (BlazePose-33, COCO-17, Stacked-Hourglass-16, ...) are first mapped
-geometrically to H36M-17 (:func:`wsgcn_cli.represent.to_h36m17`); this network then
+geometrically to H36M-17 (:func:`wsgcn_cli.pose2d.mapping.to_h36m17`); this network then
 moves every joint to where a Human3.6M joint would be and completes the missing ones,
 with a per-joint confidence. It is a SemGCN with non-local blocks
 (:class:`wsgcn_cli.models.semgcn.SemGCN`, graph convolution along the skeleton plus

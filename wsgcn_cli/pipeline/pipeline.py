@@ -116,7 +116,7 @@ class Pipeline:
                              f"use it with [representation] kind = \"network\" (pipeline {spec['name']})")
         net = None
         if rep.kind == "network":
-            from wsgcn_cli.models.representation import RepresentationModel
+            from wsgcn_cli.pose2d.network import RepresentationModel
 
             net = RepresentationModel.from_weights(specs.resolve_path(rep.weights, spec), device=str(lifter.device))
         refiner, warnings = None, []

@@ -94,9 +94,9 @@ class Representation:
     Attributes:
         kind: ``"geometric"`` (the layout mapping and gap filling alone) or ``"network"``
             (then the 2D pose representation network cleans and completes every frame
-            after gap filling, see :mod:`wsgcn_cli.models.representation`).
+            after gap filling, see :mod:`wsgcn_cli.pose2d.network`).
         adjust: move detector landmarks towards Human3.6M's joint definitions
-            (:func:`wsgcn_cli.represent.to_h36m17`).
+            (:func:`wsgcn_cli.pose2d.mapping.to_h36m17`).
         max_gap_frames: longest run of missing frames filled by interpolation.
         min_score: keypoints scoring below this count as missing (0: only undetected).
         weights: the network's weights (``kind = "network"``), relative to the

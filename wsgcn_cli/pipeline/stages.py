@@ -16,7 +16,7 @@ stage              fills in                                      holds at most
 
 Streaming gives exactly the whole-sequence result: gap filling sees every frame that
 can change a frame's 2D before that frame leaves :class:`Pose2D` (see
-:func:`wsgcn_cli.represent.fill_gaps`), and :class:`Refine` reproduces
+:func:`wsgcn_cli.pose2d.gaps.fill_gaps`), and :class:`Refine` reproduces
 :func:`wsgcn_cli.models.refiner.refine_sequence` (see
 :class:`~wsgcn_cli.models.refiner.StreamingRefiner`).
 
@@ -34,7 +34,8 @@ import numpy as np
 from wsgcn_cli.detect.base import Keypoints2D
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.pipeline.spec import Representation
-from wsgcn_cli.represent import fill_gaps, to_h36m17
+from wsgcn_cli.pose2d.gaps import fill_gaps
+from wsgcn_cli.pose2d.mapping import to_h36m17
 
 
 @dataclass
@@ -118,7 +119,7 @@ class Pose2D:
     Args:
         rep: the ``[representation]`` options.
         layout: the detector's keypoint layout; width, height (pixels), fps: of the input.
-        net: the network (a :class:`wsgcn_cli.models.representation.RepresentationModel`,
+        net: the network (a :class:`wsgcn_cli.pose2d.network.RepresentationModel`,
             ``rep.kind == "network"``) or None.
         batch: frames are released (and run through the network) in batches of at least
             this many, except at the end.
@@ -134,7 +135,7 @@ class Pose2D:
 
     def __init__(self, rep: Representation, layout: str, width: int, height: int, fps: float,
                  net=None, batch: int = 8):
-        from wsgcn_cli.represent import mapping_matrix
+        from wsgcn_cli.pose2d.mapping import mapping_matrix
 
         mapping_matrix(layout)  # raises WsgcnError for a layout without a mapping
         self.rep, self.layout, self.net, self.batch = rep, layout, net, batch

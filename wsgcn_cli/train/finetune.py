@@ -216,7 +216,7 @@ class _Frames:
 
 
 def _gather_frames(clips, focal, fov_deg, holdout, chunk_frames) -> tuple[_Frames, list[dict]]:
-    from wsgcn_cli.represent import observed_joints
+    from wsgcn_cli.pose2d.mapping import observed_joints
 
     parts, info = [], []
     for i, clip in enumerate(clips):

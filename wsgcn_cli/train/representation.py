@@ -1,4 +1,4 @@
-"""The 2D pose representation network (:mod:`wsgcn_cli.models.representation`): its
+"""The 2D pose representation network (:mod:`wsgcn_cli.pose2d.network`): its
 training task on the one :class:`~wsgcn_cli.train.trainer.Trainer` (alone, or jointly
 with a lifter) and its Human3.6M evaluation.
 
@@ -14,7 +14,7 @@ Inputs are corrupted the way real detector output is, vectorised over the batch:
 * **missing joints**: each joint is dropped with a per-sample probability drawn up to
   ``drop_max``, and with probability ``limb_occlusion`` a whole limb (its two or three
   distal joints) is dropped as if occluded; at least
-  :data:`~wsgcn_cli.models.representation.MIN_PRESENT` joints stay;
+  :data:`~wsgcn_cli.models.pose2d_net.MIN_PRESENT` joints stay;
 * with probability ``complete_probability`` a sample keeps all its joints;
 * left/right mirroring.
 
@@ -53,8 +53,9 @@ import torch
 from wsgcn_cli import codec, weights
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.models.pose2d_net import MIN_PRESENT, normalize
 from wsgcn_cli.models.registry import build_model
-from wsgcn_cli.models.representation import MIN_PRESENT, RepresentationModel, normalize
+from wsgcn_cli.pose2d.network import RepresentationModel
 from wsgcn_cli.skeletons import H36M17
 from wsgcn_cli.train.common import changed_settings, fill_config, load_init
 from wsgcn_cli.train.trainer import Task
@@ -169,7 +170,7 @@ def loss_terms(model, noisy, present, gt, flip_mask=None, perm=None, lifter=None
     ((B, 17, 3) root-relative metres) the lifter's mean per-joint 3D error in metres
     (else 0): (pos, conf, err, lift); fp32 under autocast. The lifter's 2D input at
     present joints is ``detected_weight`` x the input + the rest x the network's output,
-    as in :meth:`wsgcn_cli.models.representation.RepresentationModel.__call__`."""
+    as in :meth:`wsgcn_cli.pose2d.network.RepresentationModel.__call__`."""
     u, c, s = normalize(noisy, present)
     target = (gt - c) / s
     if flip_mask is not None:
@@ -301,7 +302,7 @@ class Pose2DTask(Task):
 
     def save(self, out: Path, meta: dict) -> str:
         """The network (metadata ``task``, ``model``, ``model_options``, ``layout`` as
-        :class:`~wsgcn_cli.models.representation.RepresentationModel` and the 2D stage read
+        :class:`~wsgcn_cli.pose2d.network.RepresentationModel` and the 2D stage read
         them; ``lifter`` names the lifter trained with it) and, in joint training, first the
         lifter to ``lifter_out`` (``codec``, ``confidence_input``, ``representation``)."""
         cfg = self.cfg

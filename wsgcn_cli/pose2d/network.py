@@ -1,10 +1,11 @@
 """Inference with the 2D pose representation network: pixels in, pixels and confidences out.
 
 The network itself (layers only) is :class:`wsgcn_cli.models.pose2d_net.PoseRepresentationNet`,
-re-exported here with its normalisation :func:`normalize` and :data:`MIN_PRESENT`: see
-that module for what it computes. :class:`RepresentationModel` runs it on whole
-sequences of H36M-17 keypoints in pixels; its weights are read by
-:func:`wsgcn_cli.weights.load_model` (kind ``"pose2d"``): nothing here reads files.
+with its normalisation :func:`~wsgcn_cli.models.pose2d_net.normalize` and
+:data:`~wsgcn_cli.models.pose2d_net.MIN_PRESENT`: see that module for what it computes.
+:class:`RepresentationModel` runs it on whole sequences of H36M-17 keypoints in pixels;
+its weights are read by :func:`wsgcn_cli.weights.load_model` (kind ``"pose2d"``):
+nothing here reads files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from wsgcn_cli.models.pose2d_net import MIN_PRESENT, PoseRepresentationNet, normalize
 from wsgcn_cli.weights import load_model, resolve_device
 
-__all__ = ["MIN_PRESENT", "PoseRepresentationNet", "RepresentationModel", "normalize"]
+__all__ = ["RepresentationModel"]
 
 
 class RepresentationModel:
