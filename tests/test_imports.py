@@ -1,4 +1,5 @@
-"""The package's import graph has no circles, and ``models/`` holds layers only.
+"""The package's import graph has no circles, and ``models/`` holds layers only (no file
+reading, no weights loading, nn.Modules and the registry).
 
 Reads every module of ``wsgcn_cli`` with :mod:`ast` and follows every import of another
 module of the package, at module level and inside functions alike (an import deferred
@@ -103,6 +104,31 @@ def test_models_hold_layers_only():
                 assert not any(m.split(".")[0] in ("safetensors", "pickle", "json") for m in mods), (path, mods)
             assert name not in FILE_IO and not (name == "load" and "torch" in ast.unparse(node.func)), \
                 (path.name, ast.unparse(node))
+
+
+def test_models_define_no_loaders_and_layers_only():
+    """No class in models/ loads weights (no ``from_weights`` or other loading method, no
+    use of :mod:`wsgcn_cli.weights` or ``load_state_dict``): inference wrappers live outside
+    (``pose2d/network.py``, ``temporal.py``, ``lifter.py``). Every class there but the
+    registry's is an ``nn.Module``."""
+    for path in sorted((PACKAGE / "models").glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                assert "wsgcn_cli.weights" not in names, (path.name, ast.unparse(node))
+            if isinstance(node, ast.Import):
+                assert not any(a.name == "wsgcn_cli.weights" for a in node.names), (path.name, ast.unparse(node))
+            if isinstance(node, ast.Attribute) or isinstance(node, ast.Name):
+                name = node.attr if isinstance(node, ast.Attribute) else node.id
+                assert name not in ("load_model", "load_state_dict"), (path.name, ast.unparse(node))
+            if not isinstance(node, ast.ClassDef):
+                continue
+            methods = [f.name for f in node.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            assert not [m for m in methods if m == "from_weights" or m.startswith("load")], (path.name, node.name)
+            if path.name != "registry.py":
+                assert any(ast.unparse(b) in ("nn.Module", "torch.nn.Module", "Module") for b in node.bases), \
+                    f"{path.name}: class {node.name} is not an nn.Module"
 
 
 def test_every_module_imports_in_a_fresh_interpreter_in_either_order():

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from test_pipeline_stages import StreamingLift
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.pose2d_net import MIN_PRESENT, normalize
 from wsgcn_cli.models.registry import build_model
+from wsgcn_cli.pipeline import Representation
 from wsgcn_cli.pose2d.network import RepresentationModel
-from wsgcn_cli.stages import Representation, StreamingLift
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "pose_representation_h36m.safetensors"

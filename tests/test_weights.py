@@ -11,9 +11,9 @@ from safetensors.torch import save_file
 from wsgcn_cli import weights
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.lifter import Lifter
-from wsgcn_cli.models.refiner import TemporalRefiner
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.pose2d.network import RepresentationModel
+from wsgcn_cli.temporal import TemporalRefiner
 
 LIFTER_META = {"model": "semgcn_nonlocal", "model_options": {"hidden": 8, "num_blocks": 1}, "layout": "h36m17",
                "codec": "root_scale"}

@@ -6,7 +6,7 @@ The temporal part of 3D Human Pose Machines (K. Wang, L. Lin, C. Jiang, C. Qian,
 per-frame features. Per frame the input is the lifter's output, root-relative camera
 coordinates in metres (17, 3), concatenated with the lifter's normalised 2D input
 (17, 2); the network predicts a residual added to the lifted pose (see
-:mod:`wsgcn_cli.models.refiner` for windows, streaming and loading).
+:mod:`wsgcn_cli.temporal` for windows, streaming and loading).
 """
 
 from __future__ import annotations

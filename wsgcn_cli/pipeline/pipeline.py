@@ -50,7 +50,7 @@ class Pipeline:
         representation: the 2D stage's options (:class:`~wsgcn_cli.pipeline.spec.Representation`).
         net: the 2D pose representation network, or None (``kind = "geometric"``).
         lifter: the :class:`wsgcn_cli.lifter.Lifter`; lifter_path: its weights file.
-        refiner: the :class:`wsgcn_cli.models.refiner.TemporalRefiner`, or None.
+        refiner: the :class:`wsgcn_cli.temporal.TemporalRefiner`, or None.
         keypoints: the ``--keypoints`` file read instead of detecting, or None.
         detector_table: the ``[detector]`` table (name and options).
         max_height: the overlay's height limit in pixels (``[render] max_height``).
@@ -215,7 +215,7 @@ class Pipeline:
 
 
 def _load_refiner(spec: dict, lifter, lifter_path: Path):
-    from wsgcn_cli.models.refiner import TemporalRefiner
+    from wsgcn_cli.temporal import TemporalRefiner
 
     table = spec["refiner"]
     if "weights" not in table:

@@ -17,8 +17,8 @@ stage              fills in                                      holds at most
 Streaming gives exactly the whole-sequence result: gap filling sees every frame that
 can change a frame's 2D before that frame leaves :class:`Pose2D` (see
 :func:`wsgcn_cli.pose2d.gaps.fill_gaps`), and :class:`Refine` reproduces
-:func:`wsgcn_cli.models.refiner.refine_sequence` (see
-:class:`~wsgcn_cli.models.refiner.StreamingRefiner`).
+:func:`wsgcn_cli.temporal.refine_sequence` (see
+:class:`~wsgcn_cli.temporal.StreamingRefiner`).
 
 Units and frames: 2D in pixels of the upright input image (origin top-left, x right,
 y down); 3D root-relative camera coordinates (x right, y down, z away), metres.
@@ -227,9 +227,9 @@ class Lift:
 
 
 class Refine:
-    """The temporal refiner stage (:class:`wsgcn_cli.models.refiner.StreamingRefiner`).
+    """The temporal refiner stage (:class:`wsgcn_cli.temporal.StreamingRefiner`).
 
-    ``refiner``: a :class:`wsgcn_cli.models.refiner.TemporalRefiner`; ``codec_mode``: the
+    ``refiner``: a :class:`wsgcn_cli.temporal.TemporalRefiner`; ``codec_mode``: the
     lifter's 2D normalisation (the refiner reads the lifter's normalised 2D, (17, 2));
     width, height: of the input (pixels). Replaces ``keypoints_3d`` with the refined pose,
     delayed by at most ``window + step - 2`` frames.

@@ -1,4 +1,4 @@
-"""The temporal refiner (:mod:`wsgcn_cli.models.refiner`): its training task on the one
+"""The temporal refiner (:mod:`wsgcn_cli.temporal`): its training task on the one
 :class:`~wsgcn_cli.train.trainer.Trainer`, and its Human3.6M evaluation.
 
 The refiner learns to correct the lifter's own mistakes, so it trains on the lifter's
@@ -42,8 +42,8 @@ from wsgcn_cli import codec, metrics, weights
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.lifter import Lifter
-from wsgcn_cli.models.refiner import TemporalRefiner, build_refiner, check_window, refine_sequence
 from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.temporal import TemporalRefiner, build_refiner, check_window, refine_sequence
 from wsgcn_cli.train.common import changed_settings, fill_config, load_init
 from wsgcn_cli.train.lifter import encode_h36m
 from wsgcn_cli.train.trainer import Task
@@ -210,7 +210,7 @@ def evaluate_refined(lifter: Lifter, refiner, source: str = "gt", data_root=None
 
     Args:
         lifter: a :class:`wsgcn_cli.lifter.Lifter`.
-        refiner: a :class:`wsgcn_cli.models.refiner.TemporalRefiner` (its window,
+        refiner: a :class:`wsgcn_cli.temporal.TemporalRefiner` (its window,
             overlap and training frame stride are the defaults) or an
             :class:`LSTMRefiner` module (then give ``window``/``overlap``).
         source: 2D input, ``"gt"`` (projected ground truth) or ``"sh"`` (Stacked Hourglass).
@@ -414,7 +414,7 @@ class RefinerTask(Task):
         return out
 
     def save(self, out: Path, meta: dict) -> str:
-        """The refiner with the metadata :class:`~wsgcn_cli.models.refiner.TemporalRefiner`
+        """The refiner with the metadata :class:`~wsgcn_cli.temporal.TemporalRefiner`
         reads (codec, lifter_sha256, window, overlap, frame_stride) and its training's."""
         cfg, lifter = self.cfg, self.lifter
         own = {

@@ -1,10 +1,10 @@
-"""Temporal refiner: a bidirectional LSTM over sequences of lifted 3D poses.
+"""Temporal refiner: a bidirectional LSTM over sequences of lifted 3D poses, run over windows.
 
-The network (layers only) is :class:`wsgcn_cli.models.refiner_net.LSTMRefiner`,
-re-exported here with :class:`~wsgcn_cli.models.refiner_net.FlipTestRefiner`; this
-module runs it over windows and streams, and :class:`TemporalRefiner` pairs it with its
-weights' metadata (read by :func:`wsgcn_cli.weights.load_model`: nothing here reads
-files).
+The network (layers only) is :class:`wsgcn_cli.models.refiner_net.LSTMRefiner`, with
+its test-time flip :class:`~wsgcn_cli.models.refiner_net.FlipTestRefiner`; this module
+plans the windows, runs the network over them and over streams, and
+:class:`TemporalRefiner` pairs it with its weights' metadata (read by
+:func:`wsgcn_cli.weights.load_model`: nothing here reads files).
 
 After the single-frame lifter, a small recurrent network looks at a window of frames
 and corrects each frame's 3D pose from its neighbours (less jitter, fewer depth
@@ -50,12 +50,11 @@ from torch import nn
 
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models import registry
-from wsgcn_cli.models.refiner_net import JOINTS, FlipTestRefiner, LSTMRefiner
+from wsgcn_cli.models.refiner_net import JOINTS, FlipTestRefiner
 from wsgcn_cli.weights import load_model, resolve_device
 
-__all__ = ["JOINTS", "FlipTestRefiner", "LSTMRefiner", "REFINERS", "RefineStage", "StreamingRefiner",
-           "TemporalRefiner", "build_refiner", "check_window", "refine_sequence", "runs_of", "valid_frames",
-           "window_plan"]
+__all__ = ["REFINERS", "RefineStage", "StreamingRefiner", "TemporalRefiner", "build_refiner", "check_window",
+           "refine_sequence", "runs_of", "valid_frames", "window_plan"]
 
 #: Refiner names used in pipeline files and weights metadata (kind "refiner" in the registry).
 REFINERS = registry.names("refiner")
@@ -200,7 +199,8 @@ def refine_sequence(refiner: nn.Module, pose3d, x2d, window: int = 64, overlap: 
     """Refine a whole sequence in overlapping windows.
 
     Args:
-        refiner: an :class:`LSTMRefiner` (its device is used; it is put in eval mode).
+        refiner: an :class:`~wsgcn_cli.models.refiner_net.LSTMRefiner` (its device is used;
+            it is put in eval mode).
         pose3d: (T, 17, 3) lifted poses, root-relative camera coordinates, metres;
             NaN rows for frames without a pose.
         x2d: (T, 17, 2) the lifter's normalised 2D input of the same frames.
@@ -393,10 +393,11 @@ class TemporalRefiner:
 
 
 class RefineStage:
-    """Chains a :class:`StreamingRefiner` after :class:`wsgcn_cli.stages.StreamingLift`.
+    """Chains a :class:`StreamingRefiner` after a stream of lifted frames, as tuples (the
+    lift pipeline's own refiner stage is :class:`wsgcn_cli.pipeline.stages.Refine`).
 
-    Takes StreamingLift's items ``(payload, xy (17,2) px, score (17,), pose3d (17,3) m)``
-    and returns the same items with ``pose3d`` refined, in order, delayed by at most
+    Takes items ``(payload, xy (17,2) px, score (17,), pose3d (17,3) m)`` and returns
+    the same items with ``pose3d`` refined, in order, delayed by at most
     ``window + step - 2`` frames (see :class:`StreamingRefiner`). ``encode`` turns one
     frame's pixels (17, 2) into the lifter's normalised 2D (17, 2), e.g.
     ``lambda xy: lifter.encode(xy[None], w, h)[0]``.
@@ -417,7 +418,7 @@ class RefineStage:
         return items
 
     def __call__(self, items) -> list:
-        """Push StreamingLift items; returns the finished refined items."""
+        """Push items; returns the finished refined items."""
         done = []
         for payload, xy, score, pose in items:
             self._pending.append((payload, xy, score))

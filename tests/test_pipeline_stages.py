@@ -1,12 +1,58 @@
-"""StreamingLift: streaming gives exactly the whole-sequence result."""
+"""The lift stages (wsgcn_cli.pipeline.stages): the 2D stage and the lifter, streamed one
+frame at a time, give exactly the whole-sequence result."""
 
 import numpy as np
 import pytest
 
 from wsgcn_cli.detect.base import Keypoints2D
+from wsgcn_cli.pipeline import Representation, Track
+from wsgcn_cli.pipeline.stages import FrameResult, Lift, Pose2D, finish_through, push_through
 from wsgcn_cli.pose2d.gaps import fill_gaps
 from wsgcn_cli.pose2d.mapping import to_h36m17
-from wsgcn_cli.stages import Representation, StreamingLift
+
+
+class StreamingLift:
+    """Test harness: :class:`Pose2D` then :class:`Lift`, fed one frame of detector keypoints
+    at a time as :meth:`wsgcn_cli.pipeline.Pipeline.stream` feeds them, with a
+    :class:`Track` of every finished frame.
+
+    :meth:`push` ``(time_s, xy (J, 2) px, score (J,), payload=None)`` and :meth:`finish`
+    return the finished items ``(payload, xy (17, 2) px, score (17,), pose3d (17, 3) m)``.
+    """
+
+    def __init__(self, lifter, layout, width, height, fps, rep, batch=8, net=None):
+        self.stages = [Pose2D(rep, layout, width, height, fps, net, batch), Lift(lifter, width, height, batch)]
+        self.track, self.size, self.payloads = Track(layout), (width, height, fps), []
+
+    def _items(self, results):
+        self.track.extend(results)
+        return [(self.payloads[r.index], r.keypoints_2d, r.scores, r.keypoints_3d) for r in results]
+
+    def push(self, time_s, xy, score, payload=None):
+        item = FrameResult(len(self.payloads), float(time_s), None, np.asarray(xy, np.float32),
+                           np.asarray(score, np.float32))
+        self.payloads.append(payload)
+        return self._items(push_through(self.stages, [item]))
+
+    def finish(self):
+        return self._items(finish_through(self.stages))
+
+    @property
+    def raw(self):
+        t = self.track
+        return Keypoints2D(t.layout, t.detector_keypoints, t.detector_scores, t.times, *self.size)
+
+    @property
+    def h36m(self):
+        return self.track.keypoints(*self.size)
+
+    @property
+    def poses3d(self):
+        return self.track.keypoints_3d
+
+    @property
+    def missing(self):
+        return self.track.missing
 
 
 class FakeLifter:
