@@ -22,7 +22,8 @@ from wsgcn_cli.lifter import Lifter
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17, bone_lengths
 from wsgcn_cli.train import losses
-from wsgcn_cli.train.finetune import adapted_parameters, finetune, split_holdout, window_starts
+from wsgcn_cli.temporal import window_starts
+from wsgcn_cli.train.finetune import adapted_parameters, finetune, split_holdout
 
 FOCAL, SIZE = 1000.0, 1000
 

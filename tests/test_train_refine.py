@@ -13,15 +13,15 @@ from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.refiner_net import LSTMRefiner
 from wsgcn_cli.models.registry import build_model
-from wsgcn_cli.temporal import TemporalRefiner
-from wsgcn_cli.train.refine import evaluate_refined, sequence_bounds, window_starts
+from wsgcn_cli.temporal import TemporalRefiner, window_starts
+from wsgcn_cli.train.refine import evaluate_refined, sequence_bounds
 
 
 def test_window_starts_stay_inside_valid_sequences():
     seq = np.array([0] * 6 + [1] * 4 + [2] * 7)
     valid = np.ones(17, bool)
     valid[13] = False
-    starts = window_starts(seq, valid, 3)
+    starts = window_starts(valid, seq, 3)
     assert starts.tolist() == [0, 1, 2, 3, 6, 7, 10, 14]
     assert sequence_bounds(seq) == [(0, 6), (6, 10), (10, 17)]
 

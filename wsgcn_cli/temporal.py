@@ -54,7 +54,7 @@ from wsgcn_cli.models.refiner_net import JOINTS, FlipTestRefiner
 from wsgcn_cli.weights import load_model, resolve_device
 
 __all__ = ["REFINERS", "RefineStage", "StreamingRefiner", "TemporalRefiner", "build_refiner", "check_window",
-           "refine_sequence", "runs_of", "valid_frames", "window_plan"]
+           "refine_sequence", "runs_of", "valid_frames", "window_plan", "window_starts"]
 
 #: Refiner names used in pipeline files and weights metadata (kind "refiner" in the registry).
 REFINERS = registry.names("refiner")
@@ -157,6 +157,24 @@ def window_plan(a: int, b: int, window: int, overlap: int) -> list[tuple[int, in
     if end < b:
         plan.append((b - window, b, end - overlap, _tail_weights(b, end, overlap)))
     return plan
+
+
+def window_starts(usable: np.ndarray, group: np.ndarray, window: int) -> np.ndarray:
+    """Training windows: the start indices s (int64, ascending) such that frames
+    s .. s + window - 1 are all ``usable`` and of one ``group``.
+
+    ``usable``: (N,) bool; ``group``: (N,) ids (a sequence or clip number) whose frames
+    are contiguous, e.g. :func:`wsgcn_cli.data.h36m.load`'s sequences or finetune's clips
+    (only the first and last frame of a window are compared).
+    """
+    n = len(usable)
+    if n < window:
+        return np.zeros(0, np.int64)
+    csum = np.concatenate([[0], np.cumsum(np.asarray(usable, bool).astype(np.int64))])
+    s = np.arange(n - window + 1, dtype=np.int64)
+    full = (csum[s + window] - csum[s]) == window
+    same = group[s] == group[s + window - 1]
+    return s[full & same]
 
 
 def _device(model: nn.Module) -> torch.device:

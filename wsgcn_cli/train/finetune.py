@@ -75,6 +75,7 @@ from torch import nn
 from wsgcn_cli import weights as wio
 from wsgcn_cli.camera import default_intrinsics, estimate_root_translation, project
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.temporal import window_starts
 from wsgcn_cli.train import losses
 from wsgcn_cli.train.common import changed_settings
 from wsgcn_cli.train.trainer import Schedule, Task, Trainer
@@ -184,19 +185,6 @@ def split_holdout(num_frames: int, holdout: float, chunk_frames: int) -> np.ndar
     for i in picks:
         held[bounds[i]:bounds[i + 1]] = True
     return held
-
-
-def window_starts(usable: np.ndarray, clip_id: np.ndarray, window: int) -> np.ndarray:
-    """Start indices s such that frames s..s+window-1 are all usable and of one clip."""
-    n = len(usable)
-    if n < window:
-        return np.zeros(0, np.int64)
-    ok = usable.astype(np.int64)
-    csum = np.concatenate([[0], np.cumsum(ok)])
-    s = np.arange(n - window + 1)
-    full = (csum[s + window] - csum[s]) == window
-    same = clip_id[s] == clip_id[s + window - 1]
-    return s[full & same]
 
 
 @dataclass

@@ -43,7 +43,7 @@ from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.lifter import Lifter
 from wsgcn_cli.skeletons import H36M17
-from wsgcn_cli.temporal import TemporalRefiner, build_refiner, check_window, refine_sequence
+from wsgcn_cli.temporal import TemporalRefiner, build_refiner, check_window, refine_sequence, window_starts
 from wsgcn_cli.train.common import changed_settings, fill_config, load_init
 from wsgcn_cli.train.lifter import encode_h36m
 from wsgcn_cli.train.trainer import Task
@@ -158,21 +158,6 @@ def lift_cached(lifter: Lifter, data: h36m.H36MSamples, source: str, cache: str 
         with atomic_write(path) as tmp:
             np.savez(tmp, pose3d=out)
     return out
-
-
-def window_starts(sequence: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
-    """Indices i such that samples i .. i+window-1 are one sequence and all valid (int64).
-
-    Relies on :func:`wsgcn_cli.data.h36m.load`'s order: each sequence's frames are
-    contiguous and ascending.
-    """
-    n = len(sequence)
-    if n < window:
-        return np.zeros(0, np.int64)
-    bad = np.concatenate([[0], np.cumsum(~valid)])
-    i = np.arange(n - window + 1)
-    ok = (sequence[i] == sequence[i + window - 1]) & (bad[i + window] - bad[i] == 0)
-    return i[ok].astype(np.int64)
 
 
 def sequence_bounds(sequence: np.ndarray) -> list[tuple[int, int]]:
@@ -326,7 +311,7 @@ class RefinerTask(Task):
             x = encode_h36m(data.kp2d(src), data, self.lifter.codec_mode)
             valid = np.isfinite(pose).all(axis=(1, 2)) & np.isfinite(x).all(axis=(1, 2))
             for k in cfg.frame_steps:
-                first = window_starts(data.sequence, valid, (cfg.window - 1) * int(k) + 1)
+                first = window_starts(valid, data.sequence, (cfg.window - 1) * int(k) + 1)
                 if len(first) == 0:
                     raise WsgcnError(f"no {cfg.window}-frame windows (step {k}) with {src} 2D in "
                                      f"{'/'.join(cfg.subjects)} at stride {cfg.stride}")
