@@ -9,7 +9,7 @@ import torch
 from wsgcn_cli import weights
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.refiner_net import FlipTestRefiner, LSTMRefiner
-from wsgcn_cli.temporal import (RefineStage, StreamingRefiner, TemporalRefiner, build_refiner, refine_sequence, runs_of,
+from wsgcn_cli.temporal import (StreamingRefiner, TemporalRefiner, build_refiner, refine_sequence, runs_of,
                                 valid_frames, window_plan)
 
 
@@ -184,20 +184,6 @@ def test_weights_round_trip_and_codec_check(tmp_path):
     weights.save(path, m.state_dict(), {**meta, "model": "semgcn_nonlocal"})
     with pytest.raises(WsgcnError, match="not a refiner"):
         TemporalRefiner.from_weights(path)
-
-
-def test_refine_stage_keeps_payloads_in_order():
-    m = _refiner(4)
-    pose, x = _sequence(40, seed=9)
-    pose[17] = np.nan
-    stage = RefineStage(StreamingRefiner(m, 8, 2), encode=lambda xy: xy)  # "pixels" already normalised
-    items = []
-    for t in range(40):
-        xy = x[t] if t != 17 else np.full((17, 2), np.nan, np.float32)
-        items += stage([(t, xy, np.ones(17), pose[t])])
-    items += stage.finish()
-    assert [i[0] for i in items] == list(range(40))
-    np.testing.assert_allclose(stage.poses3d, refine_sequence(m, pose, x, 8, 2), atol=1e-5)
 
 
 def test_flip_test_refiner_is_mirror_equivariant_and_streams_like_whole_sequence(tmp_path):

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -53,7 +52,7 @@ from wsgcn_cli.models import registry
 from wsgcn_cli.models.refiner_net import JOINTS, FlipTestRefiner
 from wsgcn_cli.weights import load_model, resolve_device
 
-__all__ = ["REFINERS", "RefineStage", "StreamingRefiner", "TemporalRefiner", "build_refiner", "check_window",
+__all__ = ["REFINERS", "StreamingRefiner", "TemporalRefiner", "build_refiner", "check_window",
            "refine_sequence", "runs_of", "valid_frames", "window_plan", "window_starts"]
 
 #: Refiner names used in pipeline files and weights metadata (kind "refiner" in the registry).
@@ -408,48 +407,3 @@ class TemporalRefiner:
     def stream(self) -> StreamingRefiner:
         """A :class:`StreamingRefiner` with this refiner's window and overlap."""
         return StreamingRefiner(self.model, self.window, self.overlap)
-
-
-class RefineStage:
-    """Chains a :class:`StreamingRefiner` after a stream of lifted frames, as tuples (the
-    lift pipeline's own refiner stage is :class:`wsgcn_cli.pipeline.stages.Refine`).
-
-    Takes items ``(payload, xy (17,2) px, score (17,), pose3d (17,3) m)`` and returns
-    the same items with ``pose3d`` refined, in order, delayed by at most
-    ``window + step - 2`` frames (see :class:`StreamingRefiner`). ``encode`` turns one
-    frame's pixels (17, 2) into the lifter's normalised 2D (17, 2), e.g.
-    ``lambda xy: lifter.encode(xy[None], w, h)[0]``.
-    After :meth:`finish`, :attr:`poses3d` holds every refined pose (T, 17, 3).
-    """
-
-    def __init__(self, stream: StreamingRefiner, encode: Callable[[np.ndarray], np.ndarray]):
-        self.stream, self.encode = stream, encode
-        self._pending: deque = deque()
-        self._out: list[np.ndarray] = []
-
-    def _pair(self, rows) -> list:
-        items = []
-        for row in rows:
-            payload, xy, score = self._pending.popleft()
-            self._out.append(row)
-            items.append((payload, xy, score, row))
-        return items
-
-    def __call__(self, items) -> list:
-        """Push items; returns the finished refined items."""
-        done = []
-        for payload, xy, score, pose in items:
-            self._pending.append((payload, xy, score))
-            xy = np.asarray(xy, np.float32)
-            x = self.encode(xy) if np.isfinite(xy).all() else np.full((JOINTS, 2), np.nan, np.float32)
-            done += self._pair(self.stream.push(pose, x))
-        return done
-
-    def finish(self) -> list:
-        """End of the stream: the remaining refined items."""
-        return self._pair(self.stream.finish())
-
-    @property
-    def poses3d(self) -> np.ndarray:
-        """(T, 17, 3) refined poses of every finished frame, metres; NaN where missing."""
-        return np.array(self._out, np.float32).reshape(-1, JOINTS, 3)
