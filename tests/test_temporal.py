@@ -210,3 +210,24 @@ def test_flip_test_refiner_is_mirror_equivariant_and_streams_like_whole_sequence
     streamed, _ = _stream(r.model, p, xx, r.window, r.overlap)
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
     np.testing.assert_allclose(whole, refine_sequence(f, p, xx, 9, 2), atol=1e-6)
+
+
+def test_the_pipelines_refine_stage_keeps_frames_in_order_and_equals_whole_sequence_refinement():
+    from wsgcn_cli import codec
+    from wsgcn_cli.pipeline.stages import FrameResult, Refine
+
+    m = _refiner(4)
+    pose, xy = _sequence(40, seed=9)
+    xy = (xy * 50 + 300).astype(np.float32)  # pixels of a 640 x 480 frame
+    pose[17] = np.nan
+    xy[17] = np.nan
+    stage = Refine(TemporalRefiner(m, {}, window=8, overlap=2), "root_scale", 640, 480)
+    out = []
+    for t in range(40):
+        out += stage.push(FrameResult(t, t / 25, None, xy[t], np.ones(17, np.float32), keypoints_2d=xy[t],
+                                      keypoints_3d=pose[t].copy()))
+    out += stage.finish()
+    assert [r.index for r in out] == list(range(40))
+    x = codec.encode_2d(np.nan_to_num(xy), "root_scale", 640, 480).astype(np.float32)
+    x[17] = np.nan
+    np.testing.assert_allclose(np.array([r.keypoints_3d for r in out]), refine_sequence(m, pose, x, 8, 2), atol=1e-5)
