@@ -45,6 +45,7 @@ from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.registry import build_model
 from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.train import losses
 from wsgcn_cli.train.common import changed_settings, fill_config, load_init
 from wsgcn_cli.train.trainer import Task
 
@@ -172,8 +173,6 @@ class LifterTask(Task):
     def _load_unlabelled(self, dev) -> dict:
         """The weak term's tensors: 2D (px and normalised), per-sample intrinsics, 2D size,
         the labelled subjects' mean bone lengths, the ground-truth root if ``root = "gt"``."""
-        from wsgcn_cli.train import losses
-
         cfg = self.cfg
         unl = h36m.load(tuple(cfg.unlabelled_subjects), self.data_root, cfg.stride,
                         with_sh=cfg.unlabelled_source == "sh")
@@ -228,10 +227,7 @@ class LifterTask(Task):
             xb = torch.where(fb, codec.flip_2d(xb, self.perm), xb)
             yb = torch.where(fb, codec.flip_3d(yb, self.perm), yb)
         if self.weak is None or getattr(self, "epoch", 0) < cfg.warmup_epochs:
-            pred = self.model(xb).float()
-            return torch.linalg.vector_norm(pred - yb, dim=-1).mean(), {}
-        from wsgcn_cli.train import losses
-
+            return losses.mpjpe_loss(self.model(xb).float(), yb), {}
         w = self.weak
         iu = torch.randint(len(w["x"]), (n,), generator=gen, device=dev)
         pred = self.model(torch.cat([xb, w["x"][iu]])).float()
@@ -240,7 +236,7 @@ class LifterTask(Task):
         root = w["root"][iu] if "root" in w else losses.estimated_root(pred_u, kp, f, c, k=k, p=p)
         l_rep = losses.reprojection_loss(pred_u, root, kp, f, c, k=k, p=p, scale=w["scale"][iu])
         l_bone = losses.bone_length_loss(pred_u, w["bone_reference"], batch_mean=True)
-        l_sup = torch.linalg.vector_norm(pred_l - yb, dim=-1).mean()
+        l_sup = losses.mpjpe_loss(pred_l, yb)
         return l_sup + cfg.w_reproj * l_rep + cfg.w_bone * l_bone, {"mpjpe": l_sup, "reproj": l_rep, "bone": l_bone}
 
     def validate(self) -> dict[str, float]:
