@@ -189,11 +189,7 @@ def check(run: Run, before: set[Path], case_dir: Path, out: Path, expect: str, w
 
 #: Cases that fail today outside this test's reach, with the module to fix: each is
 #: ``xfail(strict=False)``, so it passes (XPASS) once fixed; then drop it from here.
-XFAIL = {
-    "video with 2000 bytes flipped": "io/video.py: av.open raises UnicodeDecodeError on corrupt stream metadata, "
-                                     "which _open_video does not turn into a WsgcnError",
-    "weights = 3": "pipeline/spec.py: weights that are not a string reach Path() (TypeError)",
-}
+XFAIL: dict = {}  # case name -> reason, for known failures
 
 def cases(table: dict) -> list:
     return [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=XFAIL[n])) if n in XFAIL else n

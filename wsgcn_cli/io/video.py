@@ -208,6 +208,8 @@ def _open_video(path: Path) -> FrameSource:
         raise WsgcnError(
             f"{path} is not a readable video or image ({_ffmpeg_message(e)}: not a media "
             f"file, or corrupt or truncated)") from None
+    except UnicodeDecodeError:  # PyAV decodes the container's metadata strings: garbage there
+        raise WsgcnError(f"{path} is not a readable video or image (corrupt metadata)") from None
     try:
         if not container.streams.video:
             raise WsgcnError(f"{path} has no video stream (or a video track without frames)")

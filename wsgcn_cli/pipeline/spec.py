@@ -47,6 +47,9 @@ def resolve_path(value: str | Path, spec: dict | None = None) -> Path:
     file or in the working folder is taken from there first, so a user's own pipeline
     can name weights next to it.
     """
+    if not isinstance(value, (str, Path)):
+        where = f" in pipeline {spec['path']}" if spec is not None else ""
+        raise WsgcnError(f"a path{where} must be a string, got {value!r}")
     p = Path(value)
     if p.is_absolute():
         return p
