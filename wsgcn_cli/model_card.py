@@ -19,6 +19,8 @@ def _table(result: dict) -> str:
 
 def _augmentation_line(meta: dict) -> list[str]:
     aug = {k: v for k, v in meta.get("augmentation", {}).items() if v and k not in ("flip",)}
+    if meta.get("trained_on", {}).get("source_2d") != "gt+sh":
+        aug.pop("sh_probability", None)  # only a gt+sh mix draws SH samples
     return [f"- **augmentation**: {', '.join(f'{k} {v}' for k, v in aug.items())}"] if aug else []
 
 

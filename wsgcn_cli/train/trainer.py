@@ -176,7 +176,7 @@ def machine_description(device: torch.device) -> str:
     """``"x86_64 2 cores, CPU"`` or ``"x86_64 16 cores, NVIDIA H200"``: for model cards."""
     accel = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     threads = torch.get_num_threads()
-    return f"{platform.machine()} {os.cpu_count()} cores ({threads} training threads), {accel}"
+    return f"{platform.machine()} {os.cpu_count()} cores ({threads} training thread{'s' if threads != 1 else ''}), {accel}"
 
 
 def _dist():
@@ -431,6 +431,8 @@ class Trainer:
                     self._save({**meta, "wall_time_s": round(wall, 1), "samples_seen_total": row["samples_seen"],
                                 "best_epoch": epoch + 1}, history)
                     self.log(f"best {s.keep_best} so far ({value:.2f}): wrote {self.out}")
+            if not improved:  # the curve grows every epoch, whether or not the weights change
+                self.write_curve(history, {**meta, "wall_time_s": round(wall, 1)})
             stale = 0 if improved else stale + 1
             stop = bool(s.patience and s.keep_best and stale >= s.patience)
             if self.world > 1:  # rank 0 decides; every rank follows
