@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
             overrides.append(f'init_weights="{out / (NAMES["gt"] + ".safetensors")}"')
         if stage == "refiner":
             overrides += [f'lifter.weights="{out / (NAMES["det"] + ".safetensors")}"',
-                          f'cache="{out / "cache_refiner"}"']
+                          f'cache="{Path(tempfile.gettempdir()) / "wsgcn_gpu_cache_refiner"}"']  # large: not in OUT_DIR
         t_stage = time.time()
         print(f"[{stage}] wsgcn train {PIPELINES[stage]} " + " ".join(f"--set '{o}'" for o in overrides), flush=True)
         try:

@@ -1,4 +1,5 @@
-"""The GPU one-shot (benchmarks/gpu_train_all.py) runs its every stage, tiny, on the CPU."""
+"""The GPU one-shot (benchmarks/gpu_train_all.py) runs its every stage, tiny, on the CPU, without
+the packages the GPU image lacks (mediapipe, PyAV, OpenCV, matplotlib)."""
 
 import json
 import os
@@ -15,10 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.skipif(not (h36m.default_root() / h36m.FILE_3D).is_file(), reason="needs ../shared/data/h36m")
 def test_gpu_one_shot_smoke_runs_every_stage_and_writes_weights_cards_curves(tmp_path):
-    blocker = tmp_path / "no_mediapipe" / "mediapipe"  # the GPU image has no mediapipe: importing it fails
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('mediapipe imported on the GPU path')\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"}
+    blocked = tmp_path / "blocked"  # the GPU image has none of these: importing them must fail there and here
+    for name in ("mediapipe", "av", "cv2", "matplotlib"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} imported on the GPU path')\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{blocked}{os.pathsep}{REPO}"}
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_train_all.py"), str(out), "--smoke"],
                        capture_output=True, text=True, timeout=600, env=env)
