@@ -97,6 +97,8 @@ def test_refiner_task_trains_resumes_and_refuses_other_settings(tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2] and hist[0] == first["history"][0]
     assert hist[1]["loss"] < hist[0]["loss"]
     assert {"val_gt_mm", "val_sh_mm", "val_sh_lifter_mm", "mpjpe_mm"} <= set(hist[1])
+    card = (tmp_path / "ref.md").read_text()  # written by training
+    assert "Validation after epoch 2" in card and "val_sh_mm" in card and "samples seen" in card
     r = TemporalRefiner.from_weights(out, lifter=lifter)
     assert r.lifter_matches and (r.window, r.overlap, r.meta["frame_stride"]) == (8, 2, 20)
     assert r.meta["samples_seen_total"] == 1024 and r.meta["frame_steps"] == [1, 2] and r.meta["task"] == "refiner"

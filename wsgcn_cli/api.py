@@ -49,10 +49,26 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
         summary = Trainer(task, schedule, resolve_device(device), log=console.print, progress=advance,
                           command=command).fit()
     if task.name != "lifter":
+        if evaluate_after and Path(summary["weights"]).is_file() and summary["history"]:
+            _training_card(summary, spec)
         return summary
     if evaluate_after and Path(summary["weights"]).is_file():
         write_lifter_card(summary["weights"], spec, data=data, device=device, quiet=quiet, summary=summary)
     return summary
+
+
+def _training_card(summary: dict, spec: dict) -> Path:
+    """The model card of non-lifter weights from what training measured (the last epoch's
+    validation and the curve); the benchmarks' ``--card`` replace it with fuller measurements."""
+    from wsgcn_cli.model_card import write_stage_card
+
+    last = summary["history"][-1]
+    vals = {k: v for k, v in last.items() if k.startswith("val_")}
+    md = (f"Validation after epoch {last['epoch']} ({last['samples_seen'] / 1e6:.2f} M samples seen), as training "
+          "measured it:\n\n| metric | value |\n|---|---:|\n"
+          + "\n".join(f"| {k} | {v:.3f} |" for k, v in vals.items()))
+    columns = {"epoch": "epoch", "samples_seen": "samples seen", "loss": "training loss", **{k: k for k in vals}}
+    return write_stage_card(summary["weights"], spec.get("description", ""), md, columns)
 
 
 def _task_class(name: str):
