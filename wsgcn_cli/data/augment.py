@@ -145,11 +145,9 @@ class LifterAugment:
     def from_h36m(cls, data, keep: np.ndarray, cfg, device, x_gt=None, x_sh=None, data_root=None) -> "LifterAugment":
         """From loaded Human3.6M samples (``keep``: the task's kept samples); the world
         pose is the camera-frame pose rotated back with each sample's camera."""
-        from wsgcn_cli.camera import load_h36m_cameras
         from wsgcn_cli.data import h36m
 
-        root = h36m.default_root() if data_root is None else data_root
-        cams = load_h36m_cameras(h36m._require(root, h36m.FILE_CAMERAS))
+        cams = h36m.load_cameras(data_root)
         rel = data.pose3d[keep] - data.pose3d[keep][:, :1]
         world = np.empty_like(rel)
         subj, cam = data.subject[keep], data.camera[keep]

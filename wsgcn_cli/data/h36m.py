@@ -116,6 +116,12 @@ def _require(root: Path, name: str) -> Path:
     return path
 
 
+def load_cameras(root: str | Path | None = None) -> dict:
+    """The calibrated cameras of ``h36m_cameras.json``: {(subject, camera id): Camera}.
+    Raises WsgcnError if the file is missing."""
+    return load_h36m_cameras(_require(Path(root) if root else default_root(), FILE_CAMERAS))
+
+
 def missing_3d(root: str | Path | None = None) -> list[str]:
     """Sequences of the standard protocol whose 3D is absent from our copy."""
     root = Path(root) if root else default_root()
@@ -137,7 +143,7 @@ def load(
     root = Path(root) if root else default_root()
     if stride < 1:
         raise WsgcnError(f"stride must be >= 1, got {stride}")
-    cams = load_h36m_cameras(_require(root, FILE_CAMERAS))
+    cams = load_cameras(root)
     data3d = np.load(_require(root, FILE_3D))
     sh = np.load(_require(root, FILE_SH)) if with_sh else None
     sh_keys = set(sh.files) if sh is not None else set()

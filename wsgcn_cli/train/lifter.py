@@ -121,9 +121,7 @@ def encode_h36m(kp: np.ndarray, data: h36m.H36MSamples, mode: str) -> np.ndarray
 
 def camera_table(root, data: h36m.H36MSamples) -> dict[str, torch.Tensor]:
     """Per-sample intrinsics of Human3.6M samples: (N, 2) f, c, (N, 3) k, (N, 2) p."""
-    from wsgcn_cli.camera import load_h36m_cameras
-
-    cams = load_h36m_cameras(h36m._require(Path(root or h36m.default_root()), h36m.FILE_CAMERAS))
+    cams = h36m.load_cameras(root)
     table = {name: np.stack([[getattr(cams[(s, c)], name) for c in h36m.CAMERAS] for s in data.subjects])
              for name in ("f", "c", "k", "p")}  # (subjects, 4 cameras, d)
     s, c = data.subject.astype(np.int64), data.camera.astype(np.int64)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import time
@@ -208,13 +207,12 @@ class Trainer:
         log: receives one line per event (epoch results, resume, saves).
         progress: optional ``progress(done_steps, total_steps)``.
         command: the command line, recorded in the weights and the card.
-        card: optional ``card(out_path, summary)`` writing the model card.
     """
 
     def __init__(self, task: Task, schedule: Schedule, device: torch.device, log=print,
-                 progress=None, command: str = "", card=None):
+                 progress=None, command: str = ""):
         self.task, self.s, self.device = task, schedule, init_distributed(torch.device(device))
-        self.log, self.progress, self.command, self.card = log, progress, command, card
+        self.log, self.progress, self.command = log, progress, command
         self.rank, self.world = _dist()
         if self.rank != 0:  # one voice: the other ranks only train
             self.log, self.progress = (lambda *a, **k: None), None
@@ -468,11 +466,3 @@ class Trainer:
         digest = sha256(self.out) if self.out.is_file() else ""
         self.log(f"{self.out} (sha256 {digest[:12]}…), {len(history)} epochs, {wall / 60:.1f} min")
         return {"weights": str(self.out), "sha256": digest, "meta": final, "history": history, "best": best}
-
-
-def steps_note(history: list[dict]) -> str:
-    """One line: total samples and mean samples/s of a history, for logs and cards."""
-    if not history:
-        return ""
-    rates = [h["samples_per_s"] for h in history if math.isfinite(h.get("samples_per_s", float("nan")))]
-    return f"{history[-1]['samples_seen'] / 1e6:.2f} M samples seen, {sum(rates) / max(len(rates), 1):.0f} samples/s"
