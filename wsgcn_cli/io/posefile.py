@@ -23,6 +23,21 @@ detector_keypoints (T,J,2) / detector_scores (T,J) / detector_layout:
 pipeline, weights_sha256, source, wsgcn_version: provenance strings
 ============== =========== =====================================================
 
+World outputs (present when the pipeline's ``[world]`` stage ran; absent otherwise):
+
+================== =========== =================================================
+key                shape       meaning
+================== =========== =================================================
+root_camera_m      (T, 3)      float32 metres, the pelvis in camera coordinates
+                               (x right, y down, z forward); NaN where missing
+keypoints_3d_world (T, 17, 3)  float32 metres, world frame: y up, floor at y = 0,
+                               origin on the floor under the first frame's pelvis,
+                               x towards the camera's right, z towards the camera
+camera_to_world    (4, 4)      float64 rigid transform, world = R @ camera + t
+foot_contact       (T, 2)      bool, left / right foot on the floor
+focal_px           ()          float, the focal length used, pixels
+================== =========== =================================================
+
 JSON: ``{"meta": {...scalars and names...}, "frames": [{"index", "time_s",
 "missing", "keypoints_2d", "scores", "keypoints_3d"}, ...]}`` with NaN written as
 ``null``. CSV: one row per frame and joint (``frame, time_s, joint, name, x_px, y_px,
@@ -46,6 +61,9 @@ from wsgcn_cli.io.atomic import atomic_open
 from wsgcn_cli.skeletons import H36M17
 
 FORMATS = ("npz", "json", "csv")
+#: The optional world arrays: name, shape ("T" = frames), dtype.
+WORLD_KEYS = (("root_camera_m", ("T", 3), np.float32), ("keypoints_3d_world", ("T", 17, 3), np.float32),
+              ("camera_to_world", (4, 4), np.float64), ("foot_contact", ("T", 2), bool))
 
 
 @dataclass
@@ -66,6 +84,11 @@ class PoseFile:
     weights_sha256: str = ""
     source: str = ""
     extra: dict = field(default_factory=dict)
+    root_camera_m: np.ndarray | None = None
+    keypoints_3d_world: np.ndarray | None = None
+    camera_to_world: np.ndarray | None = None
+    foot_contact: np.ndarray | None = None
+    focal_px: float | None = None
 
     def __post_init__(self):
         t = len(self.times)
@@ -77,6 +100,14 @@ class PoseFile:
             self.missing = ~np.isfinite(self.keypoints_3d).all(axis=(1, 2))
         self.missing = np.asarray(self.missing, bool)
         expect = {"keypoints_2d": (t, 17, 2), "scores": (t, 17), "keypoints_3d": (t, 17, 3), "missing": (t,)}
+        given = [name for name, _, _ in WORLD_KEYS if getattr(self, name) is not None]
+        if given and len(given) < len(WORLD_KEYS):
+            raise WsgcnError(f"pose data has {', '.join(given)} but not every world array "
+                             f"({', '.join(n for n, _, _ in WORLD_KEYS)})")
+        for name, shape, dtype in WORLD_KEYS:
+            if getattr(self, name) is not None:
+                setattr(self, name, np.asarray(getattr(self, name), dtype))
+                expect[name] = tuple(t if d == "T" else d for d in shape)
         for name, shape in expect.items():
             if getattr(self, name).shape != shape:
                 raise WsgcnError(f"pose data {name} has shape {getattr(self, name).shape}, expected {shape}")
@@ -84,6 +115,11 @@ class PoseFile:
     @property
     def num_frames(self) -> int:
         return len(self.times)
+
+    @property
+    def has_world(self) -> bool:
+        """Whether the world outputs (``keypoints_3d_world`` and the rest) are present."""
+        return self.keypoints_3d_world is not None
 
 
 def default_path(stem_path: Path, fmt: str) -> Path:
@@ -102,6 +138,10 @@ def _meta(p: PoseFile) -> dict:
         "units": {"keypoints_2d": "pixels, origin top-left, x right, y down",
                   "keypoints_3d": "metres, camera coordinates (x right, y down, z forward), root-relative",
                   "times": "seconds since the first frame"},
+        **({"focal_px": float(p.focal_px)} if p.focal_px is not None else {}),
+        **({"camera_to_world": np.asarray(p.camera_to_world).round(9).tolist(),
+            "world_frame": "metres, y up, floor at y = 0, origin under the first frame's pelvis, "
+                           "x towards the camera's right, z towards the camera"} if p.has_world else {}),
         **p.extra,
     }
 
@@ -135,6 +175,11 @@ def _write_npz(p: PoseFile, path: Path):
     if p.detector_keypoints is not None:
         arrays["detector_keypoints"] = np.asarray(p.detector_keypoints, np.float32)
         arrays["detector_scores"] = np.asarray(p.detector_scores, np.float32)
+    for name, _, _ in WORLD_KEYS:
+        if getattr(p, name) is not None:
+            arrays[name] = getattr(p, name)
+    if p.focal_px is not None:
+        arrays["focal_px"] = np.float64(p.focal_px)
     with atomic_open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 
@@ -148,7 +193,10 @@ def _write_json(p: PoseFile, path: Path):
     frames = [
         {"index": i, "time_s": float(p.times[i]), "missing": bool(p.missing[i]),
          "keypoints_2d": _nan_to_none(p.keypoints_2d[i]), "scores": _nan_to_none(p.scores[i]),
-         "keypoints_3d": _nan_to_none(p.keypoints_3d[i])}
+         "keypoints_3d": _nan_to_none(p.keypoints_3d[i]),
+         **({"root_camera_m": _nan_to_none(p.root_camera_m[i]),
+             "keypoints_3d_world": _nan_to_none(p.keypoints_3d_world[i]),
+             "foot_contact": [bool(v) for v in p.foot_contact[i]]} if p.has_world else {})}
         for i in range(p.num_frames)
     ]
     with atomic_open(path, "w", encoding="utf-8") as f:
@@ -195,4 +243,6 @@ def read(path: str | Path) -> PoseFile:
         pipeline=str(z["pipeline"]) if "pipeline" in keys else "",
         weights_sha256=str(z["weights_sha256"]) if "weights_sha256" in keys else "",
         source=str(z["source"]) if "source" in keys else "",
+        focal_px=float(z["focal_px"]) if "focal_px" in keys else None,
+        **{name: opt(name) for name, _, _ in WORLD_KEYS},
     )
