@@ -68,3 +68,70 @@ def test_models_that_would_download_are_refused(complexity):
         pytest.skip(f"{model} is installed")
     with pytest.raises(WsgcnError, match="never does"):
         make_detector("mediapipe", model_complexity=complexity)
+
+
+def test_quiet_native_stderr_drops_only_mediapipe_noise(capfd):
+    import os
+    import sys
+
+    from wsgcn_cli.detect.mediapipe_pose import quiet_native_stderr
+
+    noise = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+             b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             b"W0000 00:00:1796007429.645721   16164 inference_feedback_manager.cc:114] Feedback manager\n"
+             b"I0000 00:00:1796007429.645721   16164 gl_context.cc:357] GL version\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        with quiet_native_stderr():
+            os.write(2, noise + b"E0000 00:00:1796007429.7 16164 graph.cc:1] a real error\n")
+            with quiet_native_stderr():  # nested: one redirection
+                print("ours, from Python", file=sys.stderr)
+            os.write(2, b"Traceback (most recent call last): ...\n")
+            raise RuntimeError("boom")
+    err = capfd.readouterr().err
+    # (capfd's sys.stderr is not fd 2, so Python's line may come first)
+    assert sorted(err.splitlines()) == sorted(["E0000 00:00:1796007429.7 16164 graph.cc:1] a real error",
+                                               "ours, from Python", "Traceback (most recent call last): ..."])
+    with quiet_native_stderr(enabled=False):
+        os.write(2, noise)
+    assert capfd.readouterr().err == noise.decode()
+    os.write(2, b"after\n")  # fd 2 is back
+    assert capfd.readouterr().err == "after\n"
+
+
+_DETECT_SCRIPT = """
+import itertools, sys
+from wsgcn_cli.detect.base import detect_frames, make_detector
+from wsgcn_cli.io.video import open_frames
+with open_frames(sys.argv[1]) as src, make_detector("mediapipe", verbose=sys.argv[2] == "1") as det:
+    kp = detect_frames(det, itertools.islice(src, 3), width=src.width, height=src.height, fps=src.fps)
+print("frames", kp.num_frames, file=sys.stderr)
+"""
+
+
+@needs_mediapipe
+@pytest.mark.parametrize("verbose", [False, True])
+def test_mediapipe_log_lines_only_when_verbose(verbose):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _DETECT_SCRIPT, str(SAMPLE), str(int(verbose))],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[-1] == "frames 3"  # our own output still comes through
+    native = [l for l in lines if "inference_feedback_manager" in l or "XNNPACK" in l]
+    assert bool(native) == verbose, run.stderr
+    if not verbose:
+        assert lines == ["frames 3"]
+
+
+@needs_mediapipe
+def test_lift_quiet_prints_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "wsgcn_cli", "lift", str(SAMPLE), "--quiet", "--no-video",
+                          "-o", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout, run.stderr) == ("", "")
+    assert (tmp_path / "sports2d_clip.wsgcn.npz").is_file()
