@@ -257,7 +257,9 @@ class _Overlay:
 
 def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str | Path | None = None,
          formats=("npz",), keypoints: str | Path | None = None, video: bool = True, refine: bool = False,
-         overwrite: bool = False, device: str = "auto", quiet: bool = False) -> dict:
+         overwrite: bool = False, device: str = "auto", quiet: bool = False, focal: float | None = None,
+         fov: float | None = None, smooth: str | None = None, weights: str | Path | None = None,
+         verbose: bool = False) -> dict:
     """Lift the person in a video, an image or a folder of images to 3D.
 
     Builds the pipeline (:class:`wsgcn_cli.pipeline.Pipeline`: detector, or the
@@ -269,7 +271,19 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
       :mod:`wsgcn_cli.io.posefile` for the schema (2D in pixels, 3D root-relative
       camera coordinates in metres, real frame times);
     * ``<stem>.overlay.mp4`` (H.264, same frame count and rate as the input; ``.png``
-      for a single image): the 2D skeleton on each frame beside a 3D view.
+      for a single image): the 2D skeleton on each frame beside a 3D view (drawn while
+      streaming: the 3D before the whole-clip Butterworth smoothing).
+
+    With the pipeline's ``[world]`` stage (on in ``body17*``), the pose file also holds
+    the root trajectory in the camera frame, the pose in a world frame (y up, floor at
+    y = 0) and foot contact (:mod:`wsgcn_cli.world`), from the intrinsics ``focal``
+    (pixels) or an assumed horizontal field of view ``fov`` (degrees, of the longer image
+    side; default the ``[world]`` table's, 55), principal point at the image centre.
+
+    Options: ``smooth`` ``"none"`` / ``"one-euro"`` / ``"butterworth"`` replaces the
+    pipeline's ``[smoothing] kind`` (:mod:`wsgcn_cli.smoothing`); ``weights``: lifter
+    weights to use instead of the pipeline's; ``verbose``: let the detector print its
+    native log lines.
 
     Every file is written under a temporary name and renamed when complete; an error or
     Ctrl-C leaves no partial output, deletes the outputs this run completed and removes
@@ -278,17 +292,26 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
 
     Raises WsgcnError for a missing or unreadable input or keypoint file, a video with
     no person in any frame, outputs that exist (without ``overwrite``), an unwritable
-    output folder, a pipeline or weights that do not fit.
+    output folder, a pipeline or weights that do not fit, ``focal`` <= 0, ``fov``
+    outside (10, 170) or an unknown ``smooth`` (these three before anything is read).
     """
     import time
 
     from wsgcn_cli.io import posefile
     from wsgcn_cli.io.video import open_frames
     from wsgcn_cli.pipeline import Pipeline, Track
+    from wsgcn_cli.smoothing import check_kind
+    from wsgcn_cli.world import check_camera
 
     t0 = time.time()
+    check_camera(focal, fov)
+    if smooth is not None:
+        check_kind(smooth)
+    if weights is not None:
+        weights = _weights_path(str(weights))
     input_path = Path(input)
-    pipe = Pipeline.from_file(pipeline, device=device, refine=refine, keypoints=keypoints)
+    pipe = Pipeline.from_file(pipeline, device=device, refine=refine, keypoints=keypoints, lifter_weights=weights,
+                              smooth=smooth, focal_px=focal, fov_deg=fov, verbose=verbose)
     for warning in pipe.warnings:
         _console(quiet).print(f"warning: {warning}")
     if not input_path.exists():
@@ -310,6 +333,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
             except BaseException:
                 overlay.abort()
                 raise
+            pipe.whole_clip(track, source.width, source.height, 0.0 if source.kind == "image" else source.fps)
             pose = pipe.pose_file(track, source.fps, (source.width, source.height), input_path.name)
             for fmt in formats:
                 written.append(posefile.write(pose, outputs[fmt], fmt))

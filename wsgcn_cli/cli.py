@@ -50,16 +50,27 @@ def lift(
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="Read 2D keypoints from this file (our npz or an mmpose prediction JSON) instead of detecting."),
     video: bool = typer.Option(True, "--video/--no-video", help="Write the overlay video."),
     refine: bool = typer.Option(False, "--refine", help="Temporal refinement (needs a pipeline with a refiner table, e.g. body17-refine)."),
+    focal: Optional[float] = typer.Option(None, "--focal", help="The camera's focal length in pixels, for the trajectory and world frame (default: from --fov)."),
+    fov: Optional[float] = typer.Option(None, "--fov", help="Assumed horizontal field of view (of the longer image side), degrees, when --focal is not given (default 55)."),
+    smooth: Optional[str] = typer.Option(None, "--smooth", help="Temporal smoothing: none, one-euro (2D, causal) or butterworth (3D, zero phase; the default of the body17 pipelines)."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Lifter weights to use instead of the pipeline's (.safetensors, or a shipped name)."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let the detector print its native log lines."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     device: str = Device,
     quiet: bool = Quiet,
 ):
     """Lift people in a video / image / folder to 3D: writes <stem>.wsgcn.npz and <stem>.overlay.mp4."""
     from wsgcn_cli import api
+    from wsgcn_cli.smoothing import check_kind
+    from wsgcn_cli.world import check_camera
 
+    check_camera(focal, fov)  # bad flags fail before the first input is opened
+    if smooth is not None:
+        check_kind(smooth)
     for path in inputs:
         api.lift(path, pipeline=pipeline, out_dir=out, formats=formats, keypoints=keypoints,
-                 video=video, refine=refine, overwrite=overwrite, device=device, quiet=quiet)
+                 video=video, refine=refine, overwrite=overwrite, device=device, quiet=quiet,
+                 focal=focal, fov=fov, smooth=smooth, weights=weights, verbose=verbose)
 
 
 @app.command()

@@ -9,13 +9,19 @@ paths, loads the weights of every stage and does the cross-stage checks once:
   codec and, ideally, were trained on the lifter's weights (else a warning in
   :attr:`Pipeline.warnings`);
 * the detector is known, or the ``--keypoints`` file exists; its layout maps to H36M-17
-  (checked when a stream starts, when the layout is known).
+  (checked when a stream starts, when the layout is known);
+* the ``[smoothing]`` and ``[world]`` tables (and ``smooth``, ``focal_px``, ``fov_deg``,
+  which replace their entries) are valid.
 
 Then :meth:`Pipeline.stream` runs every stage over a video's frames and yields one
 :class:`~wsgcn_cli.pipeline.stages.FrameResult` per frame, in order, and
 :meth:`Pipeline.run` runs the stages after the detector over 2D keypoints already
 detected (``finetune``, the benchmarks), so that all of them see exactly what ``lift``
-feeds the lifter.
+feeds the lifter. What needs the whole clip runs after the stream, on the whole
+:class:`Track`: :meth:`Pipeline.whole_clip` (the zero-phase Butterworth smoothing of the
+3D, ``[smoothing] kind = "butterworth"``, and the world stage, ``[world]``: root
+trajectory, floor, world frame, foot contact, :mod:`wsgcn_cli.world`); :meth:`run` does
+it too, and :meth:`pose_file` writes the world outputs.
 
 Threads (in :meth:`Pipeline.stream`): the detector runs on the calling thread; the 2D
 stage, the lifter and the refiner on a :class:`~wsgcn_cli.background.BackgroundWorker`
@@ -36,6 +42,8 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.pipeline import spec as specs
 from wsgcn_cli.pipeline.stages import (Detect, FrameResult, KeypointFile, Lift, Pose2D, Refine, finish_through,
                                        push_through)
+from wsgcn_cli.smoothing import OneEuroStage, Smoothing, butterworth
+from wsgcn_cli.world import WorldOptions
 
 #: Frames the 2D stage and the lifter handle at a time.
 BATCH = 8
@@ -54,11 +62,15 @@ class Pipeline:
         keypoints: the ``--keypoints`` file read instead of detecting, or None.
         detector_table: the ``[detector]`` table (name and options).
         max_height: the overlay's height limit in pixels (``[render] max_height``).
+        smoothing: the ``[smoothing]`` options (:class:`wsgcn_cli.smoothing.Smoothing`).
+        world: the ``[world]`` options (:class:`wsgcn_cli.world.WorldOptions`).
+        verbose: let the detector print its native log lines (when it has such an option).
         warnings: things worth telling the user (e.g. a refiner trained on other weights).
     """
 
     def __init__(self, spec: dict, representation, net, lifter, lifter_path: Path, refiner=None, keypoints=None,
-                 warnings=()):
+                 warnings=(), smoothing: Smoothing | None = None, world: WorldOptions | None = None,
+                 verbose: bool = False):
         self.spec, self.name, self.lifter_path = spec, spec["name"], Path(lifter_path)
         self.representation, self.net, self.lifter, self.refiner = representation, net, lifter, refiner
         self.keypoints = None if keypoints is None else Path(keypoints)
@@ -68,10 +80,15 @@ class Pipeline:
             raise WsgcnError(f"pipeline {spec['path']}: [render] max_height must be a whole number of pixels "
                              f">= 16, got {self.max_height!r}")
         self.warnings = list(warnings)
+        self.smoothing = smoothing if smoothing is not None else Smoothing.from_spec(spec.get("smoothing", {}))
+        self.world = world if world is not None else WorldOptions.from_spec(spec.get("world", {}))
+        self.verbose = bool(verbose)
 
     @classmethod
     def from_file(cls, name_or_path: str | Path, device: str = "auto", refine: bool = False,
-                  keypoints: str | Path | None = None, lifter_weights: str | Path | None = None) -> "Pipeline":
+                  keypoints: str | Path | None = None, lifter_weights: str | Path | None = None,
+                  smooth: str | None = None, focal_px: float | None = None, fov_deg: float | None = None,
+                  verbose: bool = False) -> "Pipeline":
         """Build the pipeline named ``name_or_path`` (``"body17"`` or a ``.toml`` path).
 
         Args:
@@ -80,21 +97,40 @@ class Pipeline:
             keypoints: read 2D keypoints from this file (wsgcn ``.npz`` or MMPose
                 ``.json``, see :mod:`wsgcn_cli.detect.precomputed`) instead of detecting.
             lifter_weights: use these lifter weights instead of the pipeline's
-                (``finetune`` adapting other weights); the checks apply to them.
+                (``finetune`` adapting other weights, ``lift --weights``); the checks apply to them.
+            smooth: ``"none"``, ``"one-euro"`` or ``"butterworth"``, replacing
+                ``[smoothing] kind`` (:mod:`wsgcn_cli.smoothing`).
+            focal_px, fov_deg: the camera's focal length (pixels) or assumed field of view
+                (degrees), replacing ``[world]``'s (:mod:`wsgcn_cli.world`).
+            verbose: let the detector print its native log lines.
 
         Raises:
             WsgcnError: a missing or invalid pipeline file, unknown detector or
                 ``[representation]`` options, missing, unreadable or mismatched weights
                 (layout, kind, codec), a confidence-reading lifter without the network,
-                ``refine`` without a ``[refiner]`` table, a missing keypoint file.
+                ``refine`` without a ``[refiner]`` table, a missing keypoint file, an
+                unknown smoothing, a focal length <= 0 or a field of view outside (10, 170),
+                bad ``[smoothing]`` / ``[world]`` entries.
         """
-        return cls.from_spec(specs.load(name_or_path, kind="lift"), device, refine, keypoints, lifter_weights)
+        from wsgcn_cli.smoothing import check_kind
+        from wsgcn_cli.world import check_camera
+
+        if smooth is not None:  # the user's options first, before any file is read
+            check_kind(smooth)
+        check_camera(focal_px, fov_deg)
+        return cls.from_spec(specs.load(name_or_path, kind="lift"), device, refine, keypoints, lifter_weights,
+                             smooth, focal_px, fov_deg, verbose)
 
     @classmethod
     def from_spec(cls, spec: dict, device: str = "auto", refine: bool = False,
-                  keypoints: str | Path | None = None, lifter_weights: str | Path | None = None) -> "Pipeline":
+                  keypoints: str | Path | None = None, lifter_weights: str | Path | None = None,
+                  smooth: str | None = None, focal_px: float | None = None, fov_deg: float | None = None,
+                  verbose: bool = False) -> "Pipeline":
         """:meth:`from_file` for tables already read (``wsgcn_cli.pipeline.load(..., kind="lift")``)."""
         from wsgcn_cli.lifter import Lifter
+
+        smoothing = Smoothing.from_spec(spec.get("smoothing", {}), kind=smooth)
+        world = WorldOptions.from_spec(spec.get("world", {}), focal_px=focal_px, fov_deg=fov_deg)
 
         if refine and "refiner" not in spec:
             raise WsgcnError(f"--refine needs a pipeline with a [refiner] table (e.g. body17-refine); "
@@ -124,7 +160,7 @@ class Pipeline:
             refiner, warnings = _load_refiner(spec, lifter, path)
         if keypoints is not None and not Path(keypoints).is_file():
             raise WsgcnError(f"keypoint file {keypoints} does not exist")
-        return cls(spec, rep, net, lifter, path, refiner, keypoints, warnings)
+        return cls(spec, rep, net, lifter, path, refiner, keypoints, warnings, smoothing, world, verbose)
 
     # -- stages ----------------------------------------------------------------------------
 
@@ -146,15 +182,21 @@ class Pipeline:
             return KeypointFile(kp, str(self.keypoints))
         from wsgcn_cli.detect.base import make_detector
 
+        name = self.detector_table.get("name", "mediapipe")
         options = {k: v for k, v in self.detector_table.items() if k != "name"}
         options.setdefault("static_image_mode", source.kind != "video")
-        return make_detector(self.detector_table.get("name", "mediapipe"), **options)
+        if _accepts(name, "verbose"):
+            options.setdefault("verbose", self.verbose)
+        return make_detector(name, **options)
 
     def stages(self, layout: str, width: int, height: int, fps: float, lift: bool = True) -> list:
         """Fresh stages after the detector for one stream of ``layout`` keypoints on
-        ``width`` x ``height`` pixel images at ``fps``: the 2D stage, and with ``lift``
-        the lifter and the refiner (if built). Raises WsgcnError for an unmappable layout."""
+        ``width`` x ``height`` pixel images at ``fps``: the 2D stage, the One-Euro filter of
+        the 2D (``[smoothing] kind = "one-euro"``), and with ``lift`` the lifter and the
+        refiner (if built). Raises WsgcnError for an unmappable layout."""
         out = [Pose2D(self.representation, layout, width, height, fps, self.net, BATCH)]
+        if self.smoothing.kind == "one-euro":
+            out.append(OneEuroStage(self.smoothing, width, height, fps))
         if lift:
             out.append(Lift(self.lifter, width, height, BATCH))
             if self.refiner is not None:
@@ -183,22 +225,56 @@ class Pipeline:
 
         ``kp``: any layout that maps to H36M-17, pixels. ``lift``: also run the lifter
         (and the refiner, if built); else ``keypoints_3d`` stays empty. Returns the
-        :class:`Track`. The 2D is exactly what :meth:`stream` gives for the same keypoints
-        and frame times.
+        :class:`Track`, after :meth:`whole_clip` when lifting. The 2D is exactly what
+        :meth:`stream` gives for the same keypoints and frame times.
         """
         stages = self.stages(kp.layout, kp.width, kp.height, kp.fps, lift=lift)
         track = Track(kp.layout)
         for i in range(kp.num_frames):
             track.extend(push_through(stages, [FrameResult(i, float(kp.times[i]), None, kp.xy[i], kp.score[i])]))
         track.extend(finish_through(stages))
+        if lift:
+            self.whole_clip(track, kp.width, kp.height, kp.fps)
+        return track
+
+    def whole_clip(self, track: "Track", width: int, height: int, fps: float) -> "Track":
+        """The stages that need the whole clip, after the stream, in place on ``track``
+        (of ``width`` x ``height`` pixel images at ``fps``; 0 for single images):
+
+        * ``[smoothing] kind = "butterworth"``: the 3D is replaced by its zero-phase
+          Butterworth low-pass (:func:`wsgcn_cli.smoothing.butterworth`, per run of frames
+          with a pose);
+        * ``[world]`` (unless ``enabled = false``): :attr:`Track.world` is set to
+          :func:`wsgcn_cli.world.estimate_world` of the 2D and 3D (root trajectory,
+          floor, world frame, foot contact), the root solved on the joints the detector
+          observes directly. Without any frame with a pose it stays None.
+
+        Returns ``track``. Raises WsgcnError for a bad focal length or field of view.
+        """
+        from wsgcn_cli.pose2d.mapping import observed_joints
+        from wsgcn_cli.world import estimate_world
+
+        if self.smoothing.kind == "butterworth":
+            pose = butterworth(track.keypoints_3d, fps, self.smoothing.cutoff_hz, self.smoothing.order)
+            track.set_keypoints_3d(pose)
+        track.world = None
+        if self.world.enabled and track.frames_with_pose > 0:
+            try:
+                weights = observed_joints(track.layout).astype(np.float64)
+            except WsgcnError:
+                weights = None
+            track.world = estimate_world(track.keypoints_2d, track.keypoints_3d, width, height, fps,
+                                         options=self.world, joint_weights=weights)
         return track
 
     # -- provenance --------------------------------------------------------------------------
 
     def pose_file(self, track: "Track", fps: float, image_size: tuple[int, int], source: str):
         """A :class:`wsgcn_cli.io.posefile.PoseFile` of ``track`` with this pipeline's
-        provenance (name, weights digests); ``fps``, ``image_size`` (width, height px) and
-        ``source`` (file name) describe the input."""
+        provenance (name, weights digests, smoothing) and, when :meth:`whole_clip` found
+        them (:attr:`Track.world`), the world outputs (``root_camera_m``,
+        ``keypoints_3d_world``, ``camera_to_world``, ``foot_contact``, ``focal_px``);
+        ``fps``, ``image_size`` (width, height px) and ``source`` (file name) describe the input."""
         from wsgcn_cli.io import posefile
 
         extra = {}
@@ -206,12 +282,36 @@ class Pipeline:
             extra["refiner_sha256"] = self.refiner.sha256
         if self.net is not None:
             extra["representation_sha256"] = self.net.sha256
+        extra["smoothing"] = self.smoothing.kind
+        world = getattr(track, "world", None)
+        fields = {} if world is None else dict(
+            root_camera_m=world.root_camera_m, keypoints_3d_world=world.keypoints_3d_world,
+            camera_to_world=world.camera_to_world, foot_contact=world.foot_contact, focal_px=world.focal_px)
         return posefile.PoseFile(
             keypoints_2d=track.keypoints_2d, scores=track.scores, keypoints_3d=track.keypoints_3d,
             times=track.times, missing=track.missing, fps=fps, image_size=tuple(image_size),
             detector_keypoints=track.detector_keypoints, detector_scores=track.detector_scores,
             detector_layout=track.layout, pipeline=self.name, weights_sha256=self.lifter.sha256, source=source,
-            extra=extra)
+            extra=extra, **fields)
+
+
+def _accepts(detector: str, option: str) -> bool:
+    """Whether the detector called ``detector`` takes the keyword ``option`` (e.g. an
+    older detector without ``verbose``)."""
+    import importlib
+    import inspect
+
+    from wsgcn_cli.detect.base import _DETECTORS
+
+    target = _DETECTORS.get(detector)
+    if target is None:
+        return False
+    module_name, class_name = target.split(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except ImportError:
+        return False
+    return option in inspect.signature(cls).parameters
 
 
 def _load_refiner(spec: dict, lifter, lifter_path: Path):
@@ -308,11 +408,13 @@ class Track:
     ``times`` (T,) s, ``keypoints_2d`` (T, 17, 2) px, ``scores`` (T, 17),
     ``missing`` (T,) bool, ``keypoints_3d`` (T, 17, 3) m (NaN where missing or not
     lifted), ``detector_keypoints`` (T, J, 2) px, ``detector_scores`` (T, J),
-    ``frames_with_pose``.
+    ``frames_with_pose``; ``world``, the :class:`wsgcn_cli.world.World` that
+    :meth:`Pipeline.whole_clip` found (None before, or without a ``[world]`` stage).
     """
 
     def __init__(self, layout: str = ""):
         self.layout = layout
+        self.world = None
         self._rows: dict[str, list] = {k: [] for k in ("time", "keypoints_2d", "scores", "missing", "keypoints_3d",
                                                         "detector_keypoints", "detector_scores")}
 
@@ -325,6 +427,13 @@ class Track:
     def extend(self, results) -> None:
         for r in results:
             self.add(r)
+
+    def set_keypoints_3d(self, pose) -> None:
+        """Replace every frame's 3D with ``pose`` (T, 17, 3) metres (e.g. smoothed)."""
+        pose = np.asarray(pose, np.float32)
+        if pose.shape != (len(self), 17, 3):
+            raise WsgcnError(f"the track has {len(self)} frames of (17, 3); got {pose.shape}")
+        self._rows["keypoints_3d"] = list(pose)
 
     def __len__(self) -> int:
         return len(self._rows["time"])
