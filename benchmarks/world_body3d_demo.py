@@ -115,7 +115,7 @@ def main():
     results = {}
     for name, focal in (("focal_1145", 1145.0), (f"fov_{base.world.fov_deg:g}_default", None)):
         pipe = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine, focal_px=focal)
-        track = pipe.run(raw)
+        track = pipe.run(raw, whole_clip=True)
         results[name] = score(track.world, pelvis, up, height, ankles, raw.fps)
         w = estimate_world(track.keypoints_2d, track.keypoints_3d, raw.width, raw.height, raw.fps,
                            focal_px=track.world.focal_px, options=pipe.world, principal_px=cam.c,

@@ -52,7 +52,7 @@ class Smoothing:
 
     kind: str = "none"
     min_cutoff_hz: float = 1.0
-    beta: float = 1.0
+    beta: float = 10.0
     d_cutoff_hz: float = 1.0
     cutoff_hz: float = 6.0
     order: int = 4

@@ -21,7 +21,7 @@ feeds the lifter. What needs the whole clip runs after the stream, on the whole
 :class:`Track`: :meth:`Pipeline.whole_clip` (the zero-phase Butterworth smoothing of the
 3D, ``[smoothing] kind = "butterworth"``, and the world stage, ``[world]``: root
 trajectory, floor, world frame, foot contact, :mod:`wsgcn_cli.world`); :meth:`run` does
-it too, and :meth:`pose_file` writes the world outputs.
+it too when asked (``whole_clip=True``), and :meth:`pose_file` writes the world outputs.
 
 Threads (in :meth:`Pipeline.stream`): the detector runs on the calling thread; the 2D
 stage, the lifter and the refiner on a :class:`~wsgcn_cli.background.BackgroundWorker`
@@ -219,21 +219,22 @@ class Pipeline:
         """
         return Stream(self, source, keep_images)
 
-    def run(self, kp: Keypoints2D, lift: bool = True) -> "Track":
+    def run(self, kp: Keypoints2D, lift: bool = True, whole_clip: bool = False) -> "Track":
         """The stages after the detector over keypoints already detected (one person, in
         order, e.g. a ``finetune`` clip's cached detections), on the calling thread.
 
         ``kp``: any layout that maps to H36M-17, pixels. ``lift``: also run the lifter
         (and the refiner, if built); else ``keypoints_3d`` stays empty. Returns the
-        :class:`Track`, after :meth:`whole_clip` when lifting. The 2D is exactly what
-        :meth:`stream` gives for the same keypoints and frame times.
+        :class:`Track`. The 2D and 3D are exactly what :meth:`stream` gives for the same
+        keypoints and frame times; with ``whole_clip`` (and ``lift``) the track then goes
+        through :meth:`whole_clip`, as ``lift`` does before writing the pose file.
         """
         stages = self.stages(kp.layout, kp.width, kp.height, kp.fps, lift=lift)
         track = Track(kp.layout)
         for i in range(kp.num_frames):
             track.extend(push_through(stages, [FrameResult(i, float(kp.times[i]), None, kp.xy[i], kp.score[i])]))
         track.extend(finish_through(stages))
-        if lift:
+        if lift and whole_clip:
             self.whole_clip(track, kp.width, kp.height, kp.fps)
         return track
 
