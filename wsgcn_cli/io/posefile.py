@@ -1,4 +1,5 @@
-"""The pose files ``lift`` writes and ``render`` reads: ``.wsgcn.npz``, ``.json``, ``.csv``.
+"""The pose files ``lift`` writes and ``render`` reads: ``.wsgcn.npz``, ``.json``, ``.csv``;
+and the exports of the world outputs: ``.bvh``, ``.trc``, ``.mot``.
 
 One schema, three encodings. Per frame t of T and joint j of the 17 H36M-17 joints:
 
@@ -41,7 +42,13 @@ focal_px           ()          float, the focal length used, pixels
 JSON: ``{"meta": {...scalars and names...}, "frames": [{"index", "time_s",
 "missing", "keypoints_2d", "scores", "keypoints_3d"}, ...]}`` with NaN written as
 ``null``. CSV: one row per frame and joint (``frame, time_s, joint, name, x_px, y_px,
-score, x_m, y_m, z_m``), empty cells for missing values.
+score, x_m, y_m, z_m``), empty cells for missing values; with the world outputs, then
+``xw_m, yw_m, zw_m`` (the joint in the world frame) and one ``<angle>_deg`` column per
+joint angle of :mod:`wsgcn_cli.angles` (a per-frame value, repeated on the frame's 17 rows).
+
+Exports that need the world outputs (:mod:`wsgcn_cli.io.bvh`, :mod:`wsgcn_cli.io.opensim`):
+``bvh`` (skeleton animation, metres, Y up), ``trc`` (OpenSim markers, millimetres, Y up)
+and ``mot`` (OpenSim storage of the joint angles, degrees).
 
 All writers go through :mod:`wsgcn_cli.io.atomic` (temporary name, then rename).
 """
@@ -60,7 +67,9 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.io.atomic import atomic_open
 from wsgcn_cli.skeletons import H36M17
 
-FORMATS = ("npz", "json", "csv")
+FORMATS = ("npz", "json", "csv", "bvh", "trc", "mot")
+#: Formats written from the world outputs only.
+WORLD_FORMATS = ("bvh", "trc", "mot")
 #: The optional world arrays: name, shape ("T" = frames), dtype.
 WORLD_KEYS = (("root_camera_m", ("T", 3), np.float32), ("keypoints_3d_world", ("T", 17, 3), np.float32),
               ("camera_to_world", (4, 4), np.float64), ("foot_contact", ("T", 2), bool))
@@ -147,10 +156,35 @@ def _meta(p: PoseFile) -> dict:
 
 
 def write(p: PoseFile, path: str | Path, fmt: str | None = None) -> Path:
-    """Write ``p`` to ``path`` in ``fmt`` (default: from the suffix), atomically."""
+    """Write ``p`` to ``path`` in ``fmt`` (one of :data:`FORMATS`; default: from the
+    suffix), atomically.
+
+    ``bvh``, ``trc`` and ``mot`` are made from ``keypoints_3d_world``; a single image
+    (``fps`` 0) is written at 1 frame per second.
+
+    Raises:
+        WsgcnError: unknown format; a world format for a pose file without the world
+            outputs; an unwritable destination.
+    """
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
-    if fmt == "npz":
+    if fmt in WORLD_FORMATS and not p.has_world:
+        raise WsgcnError(f"--format {fmt} needs the world outputs (keypoints_3d_world), which this pose "
+                         f"data lacks: run a pipeline with the world stage")
+    fps = p.fps if p.fps > 0 else 1.0
+    if fmt == "bvh":
+        from wsgcn_cli.io.bvh import write_bvh
+
+        write_bvh(path, p.keypoints_3d_world, fps)
+    elif fmt == "trc":
+        from wsgcn_cli.io.opensim import write_trc
+
+        write_trc(path, p.keypoints_3d_world, p.times, fps)
+    elif fmt == "mot":
+        from wsgcn_cli.io.opensim import write_mot
+
+        write_mot(path, p.keypoints_3d_world, p.times)
+    elif fmt == "npz":
         _write_npz(p, path)
     elif fmt == "json":
         _write_json(p, path)
@@ -208,15 +242,26 @@ def _cell(v) -> str:
 
 
 def _write_csv(p: PoseFile, path: Path):
+    header = ["frame", "time_s", "joint", "name", "x_px", "y_px", "score", "x_m", "y_m", "z_m"]
+    if p.has_world:
+        from wsgcn_cli.angles import joint_angles
+
+        angles = joint_angles(p.keypoints_3d_world)
+        header += ["xw_m", "yw_m", "zw_m"] + [f"{k}_deg" for k in angles]
+        angle_table = np.stack(list(angles.values()), axis=1)
     with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["frame", "time_s", "joint", "name", "x_px", "y_px", "score", "x_m", "y_m", "z_m"])
+        w.writerow(header)
         for i in range(p.num_frames):
             t = f"{p.times[i]:.6f}"
+            frame_angles = [_cell(v) for v in angle_table[i]] if p.has_world else []
             for j, name in enumerate(H36M17.joint_names):
                 x, y = p.keypoints_2d[i, j]
                 X, Y, Z = p.keypoints_3d[i, j]
-                w.writerow([i, t, j, name, _cell(x), _cell(y), _cell(p.scores[i, j]), _cell(X), _cell(Y), _cell(Z)])
+                row = [i, t, j, name, _cell(x), _cell(y), _cell(p.scores[i, j]), _cell(X), _cell(Y), _cell(Z)]
+                if p.has_world:
+                    row += [_cell(v) for v in p.keypoints_3d_world[i, j]] + frame_angles
+                w.writerow(row)
 
 
 def read(path: str | Path) -> PoseFile:
