@@ -93,3 +93,137 @@ def test_render_3d_animation():
     poses = np.stack([POSE3D, POSE3D + [0, -0.3, 0], np.full((17, 3), np.nan)])
     frames = list(render_3d_animation(poses, size=(64, 48), spin_deg_per_frame=10))
     assert len(frames) == 3 and all(f.shape == (48, 64, 3) for f in frames)
+
+
+# --- world view -------------------------------------------------------------------------
+from wsgcn_cli.render.view3d import WorldView, render_world_panel, world_frame_args  # noqa: E402
+
+# POSE3D in the world frame (y up, floor at y = 0, z towards the camera): the camera 3 m in
+# front at 0.9 m height, looking along -z; world = R @ camera + t.
+CAM_TO_WORLD = np.array([[1.0, 0, 0, 0], [0, -1, 0, 0.9], [0, 0, -1, 3.0], [0, 0, 0, 1]])
+WORLD = POSE3D @ CAM_TO_WORLD[:3, :3].T + CAM_TO_WORLD[:3, 3]
+
+
+def _person(image):
+    """(rows, cols) of the skeleton's pixels (any side colour)."""
+    from wsgcn_cli.render.style import CENTRE_COLOR
+
+    m = _mask(image, LEFT_COLOR) | _mask(image, RIGHT_COLOR) | _mask(image, CENTRE_COLOR)
+    return np.nonzero(m)
+
+
+def test_world_pose_is_upright_on_the_floor_and_depth_runs_left_to_right():
+    assert abs(WORLD[:, 1].min()) < 1e-9 and WORLD[10, 1] > 1.5  # feet on the floor, head up
+    view = WorldView(lo=(-1.0, 0.0, -4.0), hi=(1.0, 2.0, 1.0), azimuth=0.0, elevation=0.0)
+    size = (400, 200)
+    scale, offset = view.fit(*size)
+    near = render_world_panel(WORLD, view, size=size, title=None)
+    far = render_world_panel(WORLD + [0, 0, -2.0], view, size=size, title=None)  # 2 m further away
+    assert near.shape == (200, 400, 3) and near.dtype == np.uint8
+    (ry, rx), (fy, fx) = _person(near), _person(far)
+    assert rx.size > 100 and fx.size > 100
+    # feet on the floor line (world y = 0 is row offset[1] at elevation 0), head well above it
+    assert abs(ry.max() - offset[1]) < 6 and ry.min() < offset[1] - 1.5 * scale
+    # seen from the camera's right: further from the camera = further right, by 2 m
+    assert abs((np.median(fx) - np.median(rx)) - 2.0 * scale) < 3
+    # the same size in both frames (fixed scale)
+    assert abs((ry.max() - ry.min()) - (fy.max() - fy.min())) <= 1
+
+
+def test_world_view_for_clip_frames_every_frame():
+    clip = np.stack([WORLD + [0, 0, -z] for z in np.linspace(0, 3, 20)])
+    clip[5] = np.nan
+    view = WorldView.for_clip(clip, CAM_TO_WORLD)
+    assert view.lo[1] <= 0.0 and view.hi[1] >= WORLD[:, 1].max()
+    assert view.lo[2] < -3.0 and view.hi[2] > WORLD[:, 2].max()
+    assert view.hi[0] - view.lo[0] >= 2.0  # at least a 2 m floor across
+    np.testing.assert_allclose(view.camera, [0, 0.9, 3.0])
+    np.testing.assert_allclose(view.camera_axis, [0, 0, -1.0])  # the camera looks along -z
+    assert WorldView.for_clip(np.full((3, 17, 3), np.nan)) == WorldView(grid_step=0.5)
+    with pytest.raises(ValueError, match="T, J, 3"):
+        WorldView.for_clip(WORLD)
+    with pytest.raises(ValueError, match="4, 4"):
+        WorldView.for_clip(clip, np.eye(3))
+    args = world_frame_args(view, clip, 7, np.ones((20, 2), bool))
+    assert args["world_view"] is view and args["trail"].shape == (8, 3) and args["contact"].shape == (2,)
+    np.testing.assert_array_equal(args["world"], clip[7])
+
+
+def test_world_panel_draws_trail_camera_and_no_person():
+    from wsgcn_cli.render.view3d import CAMERA_COLOR, CONTACT_COLOR, TRAIL_COLOR
+
+    clip = np.stack([WORLD + [0, 0, -z] for z in np.linspace(0, 3, 20)])
+    near_cam = WorldView.for_clip(clip, CAM_TO_WORLD)  # the camera 3 m in front: in the picture
+    far = CAM_TO_WORLD.copy()
+    far[2, 3] = 23.0  # 23 m in front: marked on the panel's edge
+    far_cam = WorldView.for_clip(clip, far)
+    for view in (near_cam, far_cam):
+        img = render_world_panel(clip[19], view, size=(480, 240), trail=clip[:, 0], contact=np.array([True, False]))
+        assert _mask(img, TRAIL_COLOR, 10).sum() > 30
+        assert _mask(img[:, :120], CAMERA_COLOR, 60).sum() > 20  # "<- camera 4.5 m" on the left
+        assert _mask(img, CONTACT_COLOR, 10).sum() > 5
+    import dataclasses
+
+    framed = dataclasses.replace(near_cam, hi=(1.2, 1.95, 3.5))  # the camera inside the framing: a dot
+    scale, offset = framed.fit(480, 240)
+    cx, cy = (np.asarray(framed.camera) @ framed.rotation().T)[:2] * scale + offset
+    img = render_world_panel(clip[19], framed, size=(480, 240))
+    assert _mask(img[int(cy) - 3:int(cy) + 4, int(cx) - 3:int(cx) + 4], CAMERA_COLOR, 10).sum() > 20
+    empty = render_world_panel(np.full((17, 3), np.nan), near_cam, size=(480, 240), trail=clip[:, 0])
+    assert _person(empty)[0].size < 40  # only text, no skeleton
+    assert _mask(empty, TRAIL_COLOR, 10).sum() > 30  # the floor and trail stay
+
+
+def test_panel_with_world_view_keeps_the_camera_view_on_top():
+    view = WorldView.for_clip(WORLD[None], CAM_TO_WORLD)
+    split = render_3d_panel(POSE3D, H36M17, size=(300, 300), world=WORLD, world_view=view)
+    assert split.shape == (300, 300, 3)
+    np.testing.assert_array_equal(split[:150], render_3d_panel(POSE3D, H36M17, size=(300, 150), title="camera"))
+    np.testing.assert_array_equal(split[151:], render_world_panel(WORLD, view, size=(300, 150))[1:])
+    # without world_view, world is ignored: the camera view alone
+    np.testing.assert_array_equal(render_3d_panel(POSE3D, world=WORLD), render_3d_panel(POSE3D))
+
+
+@pytest.mark.parametrize("height, width", [(540, 960), (1280, 720), (101, 75)])
+def test_compose_overlay_with_world_has_the_same_size(height, width):
+    frame = np.full((height, width, 3), 90, np.uint8)
+    view = WorldView.for_clip(WORLD[None], CAM_TO_WORLD)
+    plain = compose_overlay(frame, None, None, POSE3D)
+    world = compose_overlay(frame, None, None, POSE3D, world=WORLD, world_view=view, trail=WORLD[None, 0])
+    assert world.shape == plain.shape
+    fw = overlay_size(width, height)[0]
+    np.testing.assert_array_equal(world[:, :fw], plain[:, :fw])
+    assert not np.array_equal(world[:, fw:], plain[:, fw:])
+
+
+def test_api_render_uses_the_world_view(tmp_path):
+    from wsgcn_cli import api
+    from wsgcn_cli.io import posefile
+    from wsgcn_cli.io.video import VideoWriter, open_frames
+
+    t, w, h = 6, 96, 64
+    clip = np.stack([WORLD + [0, 0, -0.2 * i] for i in range(t)])
+    base = dict(keypoints_2d=np.full((t, 17, 2), 30.0), scores=np.ones((t, 17)),
+                keypoints_3d=np.repeat(POSE3D[None] - POSE3D[0], t, 0), times=np.arange(t) / 25.0, fps=25.0,
+                image_size=(w, h))
+    plain = posefile.PoseFile(**base)
+    world = posefile.PoseFile(**base, root_camera_m=np.repeat(POSE3D[None, 0], t, 0), keypoints_3d_world=clip,
+                              camera_to_world=CAM_TO_WORLD, foot_contact=np.ones((t, 2), bool), focal_px=100.0)
+    video = tmp_path / "v.mp4"
+    with VideoWriter(video, 25.0, w, h) as vw:
+        for _ in range(t):
+            vw.write(np.full((h, w, 3), 90, np.uint8))
+    frames = {}
+    for name, p in (("plain", plain), ("world", world)):
+        posefile.write(p, tmp_path / f"{name}.wsgcn.npz")
+        for with_video in (True, False):
+            out = api.render(tmp_path / f"{name}.wsgcn.npz", video=video if with_video else None, quiet=True)
+            with open_frames(out) as src:
+                frames[name, with_video] = [f.image for f in src]
+            assert len(frames[name, with_video]) == t
+    assert frames["plain", True][0].shape == frames["world", True][0].shape  # the same overlay size
+    assert frames["plain", False][0].shape == (480, 480, 3) and frames["world", False][0].shape == (640, 640, 3)
+    # the world view's bottom half differs from the plain panel's
+    fw = overlay_size(w, h)[0]
+    a, b = frames["plain", True][0][:, fw:], frames["world", True][0][:, fw:]
+    assert np.abs(a[h // 2 + 4:].astype(int) - b[h // 2 + 4:]).mean() > 1

@@ -366,6 +366,10 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
            overwrite: bool = False, quiet: bool = False) -> Path:
     """Re-render the overlay from a pose file (no detection): with ``video``, the 2D
     skeleton on each of its frames beside the 3D view; without, a 3D-only animation.
+    When the pose file has the world outputs (:attr:`PoseFile.has_world`), the 3D panel
+    shows the camera view above and the world view (from the side, on the floor grid,
+    with the pelvis trajectory so far and the camera; one framing for the whole clip)
+    below: see :func:`wsgcn_cli.render.view3d.render_3d_panel`.
 
     Output (H.264 mp4): ``out`` or ``<stem>.overlay.mp4`` (with a video) /
     ``<stem>.3d.mp4`` (3D only) beside the pose file. Raises WsgcnError for a missing
@@ -375,7 +379,7 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
     from wsgcn_cli.io import posefile
     from wsgcn_cli.io.video import VideoWriter, open_frames
     from wsgcn_cli.render.overlay import compose_overlay
-    from wsgcn_cli.render.view3d import render_3d_animation
+    from wsgcn_cli.render.view3d import WorldView, render_3d_animation, render_3d_panel, world_frame_args
 
     poses = Path(poses)
     p = posefile.read(poses)
@@ -386,6 +390,11 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
     _prepare_folder(out.parent)
     _check_overwrite({"out": out}, overwrite)
     fps = p.fps if p.fps > 0 else 25.0
+    view = WorldView.for_clip(p.keypoints_3d_world, p.camera_to_world) if p.has_world else None
+
+    def world(i: int) -> dict:  # the world-view arguments of frame i ({} without world outputs)
+        return {} if view is None else world_frame_args(view, p.keypoints_3d_world, i, p.foot_contact)
+
     with progress_bar(f"rendering {out.name}", p.num_frames, quiet) as advance:
         if video is not None:
             source = open_frames(video)
@@ -401,8 +410,14 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
                             raise WsgcnError(f"{video} has more frames than {poses}")
                         i = frame.index
                         w.write_rendered(compose_overlay, frame.image, p.keypoints_2d[i], p.scores[i],
-                                         p.keypoints_3d[i])
+                                         p.keypoints_3d[i], **world(i))
                         advance(i + 1)
+        elif view is not None:
+            size = 640  # camera view 640 x 320 above the world view 640 x 320
+            with VideoWriter(out, fps, size, size) as w:
+                for i in range(p.num_frames):
+                    w.write_rendered(render_3d_panel, p.keypoints_3d[i], size=(size, size), **world(i))
+                    advance(i + 1)
         else:
             size = 480
             with VideoWriter(out, fps, size, size) as w:

@@ -81,7 +81,7 @@ def render(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = Quiet,
 ):
-    """Re-render the overlay video (or a 3D-only animation) from a pose file, without detection."""
+    """Re-render the overlay video (or a 3D-only animation) from a pose file, without detection; with world outputs in the pose file the 3D panel adds a side view of the world frame (floor grid, trajectory, camera)."""
     from wsgcn_cli import api
 
     api.render(poses, video=video, out=out, overwrite=overwrite, quiet=quiet)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from wsgcn_cli.render.style import edge_colors, joint_colors
-from wsgcn_cli.render.view3d import render_3d_panel
+from wsgcn_cli.render.view3d import WorldView, render_3d_panel
 from wsgcn_cli.skeletons import H36M17, Skeleton
 
 _SHIFT = 4
@@ -80,7 +80,9 @@ def compose_overlay(frame: np.ndarray, xy: np.ndarray | None, score: np.ndarray 
                     skeleton_3d: Skeleton = H36M17, min_score: float = 0.3,
                     max_height: int = MAX_HEIGHT, azimuth: float = 0.0,
                     elevation: float = 15.0, extent: float = 1.0,
-                    ground_y: float | None = None) -> np.ndarray:
+                    ground_y: float | None = None, world: np.ndarray | None = None,
+                    world_view: WorldView | None = None, trail: np.ndarray | None = None,
+                    contact: np.ndarray | None = None) -> np.ndarray:
     """The video frame with its 2D skeleton, beside the 3D pose panel.
 
     Args:
@@ -93,6 +95,13 @@ def compose_overlay(frame: np.ndarray, xy: np.ndarray | None, score: np.ndarray 
         max_height: the frame is downscaled (never upscaled) to at most this many rows.
         azimuth, elevation, extent, ground_y: 3D view, see
             :func:`wsgcn_cli.render.view3d.render_3d_panel`.
+        world_view, world, trail, contact: with a
+            :class:`~wsgcn_cli.render.view3d.WorldView` (fixed for the clip) the panel
+            shows the camera view in its top half and, below, ``world`` -- (K, 3) metres in
+            the world frame (y up, floor at y = 0), or None / NaN for no pose -- from the
+            side on the floor grid, with ``trail`` ((N, 3) world points, e.g. the pelvis so
+            far) and ``contact`` ((2,) bool, left / right foot on the floor); see
+            :func:`wsgcn_cli.render.view3d.render_3d_panel`. The output size is the same.
 
     Returns:
         (h, w_frame + h, 3) uint8 RGB, with h = min(H, max_height) rounded to even and a
@@ -113,5 +122,6 @@ def compose_overlay(frame: np.ndarray, xy: np.ndarray | None, score: np.ndarray 
         scale = np.array([out_w / width, out_h / height])
         draw_skeleton_2d(left, np.asarray(xy) * scale, score, skeleton_2d, min_score)
     render_3d_panel(pose3d, skeleton_3d, (panel, out_h), azimuth=azimuth, elevation=elevation,
-                    extent=extent, ground_y=ground_y, out=canvas[:, out_w:])
+                    extent=extent, ground_y=ground_y, out=canvas[:, out_w:], world=world,
+                    world_view=world_view, trail=trail, contact=contact)
     return canvas

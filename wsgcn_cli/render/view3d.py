@@ -8,11 +8,21 @@ camera has their left hand on the right of the panel). Screen "up" is the camera
 so an upright person stands upright in the panel. The scale is fixed: ``extent`` metres
 from the root reach the nearest panel edge (with the default 1 m, a 1.8 m person fills
 most of the panel's height), so sizes can be compared between frames.
+
+With a pose in the world frame (:mod:`wsgcn_cli.io.posefile`: metres, y up, floor at
+y = 0, origin on the floor under the first frame's pelvis, x towards the camera's right,
+z towards the camera), :func:`render_3d_panel` splits the panel: the camera view above,
+and below it the world view (:func:`render_world_panel`): the person seen from the side
+(from the camera's right, raised, so the camera is on the left and depth -- the distance
+from the camera -- runs left to right), standing on the floor grid, with the pelvis
+trajectory on the floor and the camera marked. Its framing and scale are fixed for a
+whole clip by a :class:`WorldView` (:meth:`WorldView.for_clip`).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import cv2
@@ -24,6 +34,11 @@ from wsgcn_cli.skeletons import H36M17, Skeleton
 BACKGROUND = (28, 28, 32)
 GRID_COLOR = (80, 80, 90)
 TEXT_COLOR = (220, 220, 220)
+FLOOR_AXIS_COLOR = (120, 120, 135)   # the world view's grid lines through the origin
+TRAIL_COLOR = (0, 200, 170)          # pelvis trajectory on the floor (world view)
+CAMERA_COLOR = (235, 235, 235)
+CONTACT_COLOR = (60, 220, 90)        # a foot on the floor (world view)
+GRID_TEXT_COLOR = (150, 150, 160)
 ROOT_RAISE = 0.2  # root drawn this fraction of `extent` above the panel centre
 _SHIFT = 4  # fixed-point bits for sub-pixel cv2 drawing
 _ONE = 1 << _SHIFT
@@ -54,9 +69,28 @@ def _centre(pose3d: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     return np.nanmean(pose3d[np.isfinite(pose3d).all(axis=1)], axis=0)
 
 
+def _text_scale(width: int, height: int) -> float:
+    """OpenCV font scale of a panel's labels."""
+    return max(0.4, min(width, height) / 900)
+
+
 def _label(image: np.ndarray, text: str, org: tuple[int, int], color, scale: float) -> None:
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color,
                 max(1, int(round(scale * 2))), cv2.LINE_AA)
+
+
+def _draw_bones(image: np.ndarray, view: np.ndarray, ok: np.ndarray, px: np.ndarray,
+                skeleton: Skeleton, thickness: int) -> None:
+    """Bones and joints of one pose: ``view`` (J, 3) view coordinates (z into the screen;
+    far bones drawn first), ``px`` (J, 2) fixed-point pixels, ``ok`` (J,) joints to draw."""
+    edges = [(i, e) for i, e in enumerate(skeleton.edges) if ok[e[0]] and ok[e[1]]]
+    edges.sort(key=lambda ie: -(view[ie[1][0], 2] + view[ie[1][1], 2]))  # far first
+    colors = edge_colors(skeleton)
+    for i, (a, b) in edges:
+        cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thickness, cv2.LINE_AA, _SHIFT)
+    jcolors = joint_colors(skeleton)
+    for j in np.flatnonzero(ok):
+        cv2.circle(image, tuple(px[j]), (thickness + 1) * _ONE, jcolors[j], -1, cv2.LINE_AA, _SHIFT)
 
 
 def _draw_grid(image, rot, ground_y, extent, to_px, step=0.25):
@@ -72,12 +106,261 @@ def _draw_grid(image, rot, ground_y, extent, to_px, step=0.25):
         cv2.line(image, tuple(p), tuple(q), GRID_COLOR, 1, cv2.LINE_AA, _SHIFT)
 
 
+#: World -> view rotation of the plain side view: the viewer stands at +x (the camera's
+#: right) looking towards -x, so screen right is -z (away from the camera), screen down
+#: is -y; view z (into the screen) is -x.
+_SIDE = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class WorldView:
+    """Fixed framing of the world-frame panel for one clip (so nothing jumps).
+
+    Coordinates are the world frame of :mod:`wsgcn_cli.io.posefile` (metres, y up, floor at
+    y = 0, x towards the camera's right, z towards the camera). The default frames a
+    3 m x 3 m floor around the origin and 2 m of height: usable before a clip is known
+    (e.g. while streaming); :meth:`for_clip` fits a clip.
+
+    Attributes:
+        lo, hi: (x, y, z) corners of the box that must stay in view; the floor grid covers
+            x in [lo.x, hi.x], z in [lo.z, hi.z] at y = 0 (lo.y is normally 0).
+        camera: (3,) the camera centre in the world frame, or None (not drawn).
+        camera_axis: (3,) unit vector of the camera's optical axis in the world frame, or None.
+        azimuth: degrees the side viewpoint is turned about the vertical, positive towards
+            the camera (0: exactly from the camera's right, depth purely left to right).
+        elevation: degrees the viewpoint is raised (positive: looking down onto the floor).
+        grid_step: metres between floor grid lines.
+    """
+
+    lo: tuple[float, float, float] = (-1.5, 0.0, -1.5)
+    hi: tuple[float, float, float] = (1.5, 2.0, 1.5)
+    camera: tuple[float, float, float] | None = None
+    camera_axis: tuple[float, float, float] | None = None
+    azimuth: float = 25.0
+    elevation: float = 15.0
+    grid_step: float = 0.5
+
+    @classmethod
+    def for_clip(cls, poses_world: np.ndarray, camera_to_world: np.ndarray | None = None, *,
+                 margin: float = 0.3, min_floor: float = 2.0, **options) -> "WorldView":
+        """The framing of a clip: every joint of every frame in view (0.5-99.5 percentile
+        per axis, so a stray frame does not shrink the person), plus ``margin`` metres, on a
+        floor of at least ``min_floor`` x ``min_floor`` metres, from y = 0 to above the
+        highest head.
+
+        Args:
+            poses_world: (T, J, 3) metres, world frame; NaN rows for frames without a pose.
+            camera_to_world: (4, 4) rigid transform (``world = R @ camera + t``) or None:
+                gives :attr:`camera` (its translation) and :attr:`camera_axis` (R's third
+                column, the camera's z).
+            options: other :class:`WorldView` fields (``azimuth``, ``elevation``, ``grid_step``).
+
+        Raises:
+            ValueError: ``poses_world`` not (T, J, 3) or ``camera_to_world`` not (4, 4).
+        """
+        pts = np.asarray(poses_world, np.float64)
+        if pts.ndim != 3 or pts.shape[-1] != 3:
+            raise ValueError(f"poses_world must be (T, J, 3), got {pts.shape}")
+        pts = pts.reshape(-1, 3)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts):
+            lo, hi = np.percentile(pts, 0.5, axis=0) - margin, np.percentile(pts, 99.5, axis=0) + margin
+        else:
+            lo, hi = np.array(cls.lo, float), np.array(cls.hi, float)
+        for k in (0, 2):  # at least min_floor across, around the middle
+            mid, half = 0.5 * (lo[k] + hi[k]), max(0.5 * (hi[k] - lo[k]), 0.5 * min_floor)
+            lo[k], hi[k] = mid - half, mid + half
+        lo[1], hi[1] = min(0.0, lo[1] + margin), max(hi[1], 1.9)  # no margin below the feet
+        step = options.pop("grid_step", 0.5 if max(hi[0] - lo[0], hi[2] - lo[2]) <= 8.0 else 1.0)
+        camera = axis = None
+        if camera_to_world is not None:
+            m = np.asarray(camera_to_world, np.float64)
+            if m.shape != (4, 4):
+                raise ValueError(f"camera_to_world must be (4, 4), got {m.shape}")
+            camera, axis = tuple(m[:3, 3]), tuple(m[:3, 2] / np.linalg.norm(m[:3, 2]))
+        return cls(lo=tuple(lo), hi=tuple(hi), camera=camera, camera_axis=axis, grid_step=step,
+                   **options)
+
+    def rotation(self) -> np.ndarray:
+        """(3, 3) rotation from the world frame to view coordinates (x right, y down, z
+        into the screen)."""
+        # view_rotation orbits about the view's vertical; -azimuth turns towards the camera (+z)
+        return view_rotation(-self.azimuth, self.elevation) @ _SIDE
+
+    def fit(self, width: int, height: int) -> tuple[float, np.ndarray]:
+        """(pixels per metre, (2,) pixel offset) that put the box ``lo``-``hi`` inside a
+        ``width`` x ``height`` panel below its title line: pixel = view[:, :2] * scale +
+        offset, with view = world @ :meth:`rotation`.T."""
+        top = int(24 * _text_scale(width, height))
+        corners = np.array([[x, y, z] for x in (self.lo[0], self.hi[0]) for y in (self.lo[1], self.hi[1])
+                            for z in (self.lo[2], self.hi[2])]) @ self.rotation().T
+        vmin, vmax = corners[:, :2].min(axis=0), corners[:, :2].max(axis=0)
+        pad = 0.04 * min(width, height)
+        room = np.array([width - 2 * pad, height - top - 2 * pad])
+        scale = float(np.min(room / np.maximum(vmax - vmin, 1e-6)))
+        offset = np.array([width / 2.0, top + pad + room[1] / 2.0]) - 0.5 * (vmin + vmax) * scale
+        return scale, offset
+
+
+def render_world_panel(pose_world: np.ndarray | None, view: WorldView = WorldView(),
+                       skeleton: Skeleton = H36M17, size: tuple[int, int] = (480, 240), *,
+                       trail: np.ndarray | None = None, contact: np.ndarray | None = None,
+                       title: str | None = "world, from the side",
+                       out: np.ndarray | None = None) -> np.ndarray:
+    """Draw one pose in the world frame, from the side, on the floor grid.
+
+    Orthographic view set by ``view`` (fixed per clip: the same scale and framing in every
+    frame). Drawn: the floor (y = 0) as a grid of ``view.grid_step`` metres (the lines
+    through the origin lighter), ``trail`` on the floor, the camera (a dot and its optical
+    axis; clamped to the panel's edge with its distance when outside the framing), the
+    skeleton (same colours as the camera view), a ring on the floor under each foot in
+    contact, a title and the grid step.
+
+    Args:
+        pose_world: (J, 3) metres, world frame (y up, floor at y = 0, x towards the camera's
+            right, z towards the camera); None or all-NaN: "no person" (floor, trail and
+            camera are still drawn). Joints with NaN are left out.
+        view: the framing, e.g. ``WorldView.for_clip(poses_world, camera_to_world)``.
+        skeleton: the pose's layout; feet for ``contact`` are its ``LFoot`` / ``RFoot``.
+        size: (width, height) in pixels.
+        trail: (N, 3) world positions (e.g. the pelvis in the frames so far), drawn
+            projected onto the floor as a line; NaN rows break it. None: no trail.
+        contact: (2,) bool, left / right foot on the floor (the pose file's
+            ``foot_contact[t]``), or None.
+        title: text at the top-left, or None.
+        out: optional (height, width, 3) uint8 array to draw into.
+
+    Returns:
+        (height, width, 3) uint8 RGB.
+
+    Raises:
+        ValueError: ``out`` of the wrong shape or dtype.
+    """
+    w, h = int(size[0]), int(size[1])
+    image = np.empty((h, w, 3), np.uint8) if out is None else out
+    if image.shape != (h, w, 3) or image.dtype != np.uint8:
+        raise ValueError(f"out must be a ({h}, {w}, 3) uint8 array, got {image.shape}")
+    image[:] = np.tile(np.array(BACKGROUND, np.uint8), (w, 1))
+    text_scale = _text_scale(w, h)
+    rot = view.rotation()
+    scale, offset = view.fit(w, h)
+
+    def to_px(points):  # world (N, 3) -> fixed-point pixels (N, 2)
+        v = np.asarray(points, np.float64).reshape(-1, 3) @ rot.T
+        xy = np.clip(v[:, :2] * scale + offset, -4.0 * max(w, h), 5.0 * max(w, h))
+        return np.round(xy * _ONE).astype(np.int32)
+
+    # floor grid
+    (x0, _, z0), (x1, _, z1), step = view.lo, view.hi, view.grid_step
+    xs = np.arange(np.ceil(x0 / step), np.floor(x1 / step) + 1) * step
+    zs = np.arange(np.ceil(z0 / step), np.floor(z1 / step) + 1) * step
+    for vals, make in ((xs, lambda v: [[v, 0.0, z0], [v, 0.0, z1]]),
+                       (zs, lambda v: [[x0, 0.0, v], [x1, 0.0, v]])):
+        for v in vals:
+            a, b = to_px(make(v))
+            color = FLOOR_AXIS_COLOR if abs(v) < 1e-9 else GRID_COLOR
+            cv2.line(image, tuple(a), tuple(b), color, 1, cv2.LINE_AA, _SHIFT)
+    thickness = max(2, int(round(min(w, h) / 160)))
+    if trail is not None:
+        tr = np.array(trail, np.float64).reshape(-1, 3)
+        tr[:, 1] = 0.0
+        finite = np.isfinite(tr).all(axis=1)
+        px = to_px(np.where(finite[:, None], tr, 0.0))
+        for i in range(1, len(tr)):
+            if finite[i - 1] and finite[i]:
+                cv2.line(image, tuple(px[i - 1]), tuple(px[i]), TRAIL_COLOR, max(2, thickness // 2),
+                         cv2.LINE_AA, _SHIFT)
+    _draw_camera(image, view, to_px, rot, scale, offset, text_scale, thickness)
+
+    pose = None if pose_world is None else np.asarray(pose_world, np.float64)
+    ok = None if pose is None else np.isfinite(pose).all(axis=1)
+    if pose is None or not ok.any():
+        _label(image, "no person", (int(w * 0.5 - 60 * text_scale), int(h * 0.5)), TEXT_COLOR,
+               text_scale * 1.2)
+    else:
+        safe = np.where(ok[:, None], pose, 0.0)
+        if contact is not None:
+            feet = (skeleton.index("LFoot"), skeleton.index("RFoot"))
+            for foot, on in zip(feet, np.asarray(contact, bool)):
+                if on and ok[foot]:
+                    ring = [[safe[foot, 0] + 0.09 * np.cos(a), 0.0, safe[foot, 2] + 0.09 * np.sin(a)]
+                            for a in np.linspace(0, 2 * np.pi, 25)]
+                    cv2.polylines(image, [to_px(ring)], True, CONTACT_COLOR, max(2, thickness // 2),
+                                  cv2.LINE_AA, _SHIFT)
+        _draw_bones(image, safe @ rot.T, ok, to_px(safe), skeleton, thickness)
+    grid_text = f"grid {step:g} m"
+    (tw, _), _ = cv2.getTextSize(grid_text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 1)
+    _label(image, grid_text, (w - tw - int(10 * text_scale), int(30 * text_scale)), GRID_TEXT_COLOR, text_scale)
+    if title:
+        _label(image, title, (int(10 * text_scale), int(30 * text_scale)), TEXT_COLOR, text_scale)
+    return image
+
+
+def _draw_camera(image, view: WorldView, to_px, rot, scale, offset, text_scale, thickness) -> None:
+    """The camera of ``view`` as a dot with a short stroke along its optical axis; when it is
+    outside the panel, a dot on the edge towards it labelled with its distance from the
+    framing's centre on the floor."""
+    if view.camera is None:
+        return
+    h, w = image.shape[:2]
+    cam = np.asarray(view.camera, np.float64)
+    c_px = (cam @ rot.T)[:2] * scale + offset
+    inset = 14 * text_scale
+    inside = (inset <= c_px[0] <= w - inset) and (inset <= c_px[1] <= h - inset)
+    if inside:
+        p = to_px(cam)[0]
+        if view.camera_axis is not None:
+            q = to_px(cam + 0.4 * np.asarray(view.camera_axis))[0]
+            cv2.line(image, tuple(p), tuple(q), CAMERA_COLOR, max(1, thickness // 2), cv2.LINE_AA, _SHIFT)
+        cv2.circle(image, tuple(p), (thickness + 2) * _ONE, CAMERA_COLOR, -1, cv2.LINE_AA, _SHIFT)
+        (tw, _), _ = cv2.getTextSize("camera", cv2.FONT_HERSHEY_SIMPLEX, text_scale * 0.9, 1)
+        _label(image, "camera", (int(c_px[0] - tw / 2), int(c_px[1] - 3 * thickness - 4)), CAMERA_COLOR,
+               text_scale * 0.9)
+        return
+    centre = 0.5 * (np.asarray(view.lo) + np.asarray(view.hi))
+    mid = np.array([w / 2.0, h / 2.0])
+    d = c_px - mid
+    t = min((w / 2.0 - inset) / max(abs(d[0]), 1e-9), (h / 2.0 - inset) / max(abs(d[1]), 1e-9))
+    edge = mid + d * t
+    tail = edge - 22 * text_scale * d / np.linalg.norm(d)
+    cv2.arrowedLine(image, (int(tail[0]), int(tail[1])), (int(edge[0]), int(edge[1])), CAMERA_COLOR,
+                    max(1, thickness // 2), cv2.LINE_AA, tipLength=0.4)
+    dist = float(np.hypot(cam[0] - centre[0], cam[2] - centre[2]))
+    text = f"camera {dist:.1f} m"
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, text_scale * 0.9, 1)
+    gap = 26 * text_scale
+    tx = int(np.clip(edge[0] + (gap if d[0] < 0 else -tw - gap), 2, w - tw - 2))
+    ty = int(np.clip(edge[1] + th / 2, 2 * th + 4, h - 4))
+    _label(image, text, (tx, ty), CAMERA_COLOR, text_scale * 0.9)
+
+
+def world_frame_args(view: WorldView, poses_world: np.ndarray, t: int,
+                     foot_contact: np.ndarray | None = None, skeleton: Skeleton = H36M17) -> dict:
+    """Keyword arguments of :func:`render_3d_panel` / :func:`~wsgcn_cli.render.overlay.compose_overlay`
+    that add the world view of frame ``t`` of a clip: ``world_view=view``, ``world`` (its
+    pose), ``trail`` (the root joint -- the pelvis -- in frames 0..t) and ``contact``.
+
+    Args:
+        view: the clip's framing (:meth:`WorldView.for_clip`).
+        poses_world: (T, J, 3) metres, world frame (NaN rows: no pose).
+        t: frame index in [0, T).
+        foot_contact: (T, 2) bool (left, right) or None.
+        skeleton: the layout of ``poses_world`` (its root gives the trail).
+    """
+    root = root_index(skeleton)
+    return {"world_view": view, "world": poses_world[t],
+            "trail": poses_world[:t + 1, root if root is not None else 0],
+            "contact": None if foot_contact is None else foot_contact[t]}
+
+
 def render_3d_panel(pose3d: np.ndarray | None, skeleton: Skeleton = H36M17,
                     size: tuple[int, int] = (480, 480), *, azimuth: float = 0.0,
                     elevation: float = 15.0, extent: float = 1.0,
                     ground_y: float | None = None, title: str | None = None,
-                    out: np.ndarray | None = None) -> np.ndarray:
-    """Draw one 3D pose.
+                    out: np.ndarray | None = None, world: np.ndarray | None = None,
+                    world_view: WorldView | None = None, trail: np.ndarray | None = None,
+                    contact: np.ndarray | None = None) -> np.ndarray:
+    """Draw one 3D pose: the camera view, and with ``world_view`` the world view below it.
 
     Args:
         pose3d: (J, 3) metres in camera coordinates (x right, y down, z forward), any
@@ -93,17 +376,36 @@ def render_3d_panel(pose3d: np.ndarray | None, skeleton: Skeleton = H36M17,
         title: optional text at the top-left.
         out: optional (height, width, 3) uint8 array (e.g. a view into a larger canvas)
             to draw into instead of a new image.
+        world_view: None (default): the panel is the camera view alone. A
+            :class:`WorldView` (fixed for the clip): the panel is split, the camera view in
+            the top ``height // 2`` rows (titled "camera"), :func:`render_world_panel` of
+            ``world`` in the rest.
+        world: (J, 3) the same pose in the world frame (metres, y up, floor at y = 0, x
+            towards the camera's right, z towards the camera), or None / all-NaN for a
+            frame without one. Only used with ``world_view``.
+        trail, contact: see :func:`render_world_panel` (only used with ``world_view``).
 
     Returns:
         (height, width, 3) uint8 RGB image. Bones: person's left blue, right red,
         centre yellow (see :mod:`wsgcn_cli.render.style`), nearer bones drawn last.
+
+    Raises:
+        ValueError: ``out`` of the wrong shape or dtype.
     """
     w, h = int(size[0]), int(size[1])
     image = np.empty((h, w, 3), np.uint8) if out is None else out
     if image.shape != (h, w, 3) or image.dtype != np.uint8:
         raise ValueError(f"out must be a ({h}, {w}, 3) uint8 array, got {image.shape}")
+    if world_view is not None:
+        top = h // 2
+        render_3d_panel(pose3d, skeleton, (w, top), azimuth=azimuth, elevation=elevation,
+                        extent=extent, ground_y=ground_y, title=title or "camera", out=image[:top])
+        render_world_panel(world, world_view, skeleton, (w, h - top), trail=trail, contact=contact,
+                           out=image[top:])
+        image[top, :] = GRID_COLOR  # a thin separator
+        return image
     image[:] = np.tile(np.array(BACKGROUND, np.uint8), (w, 1))  # row-wise: 50x faster
-    text_scale = max(0.4, min(w, h) / 900)
+    text_scale = _text_scale(w, h)
     pose = None if pose3d is None else np.asarray(pose3d, dtype=np.float64)
     ok = None if pose is None else np.isfinite(pose).all(axis=1)
     rot = view_rotation(azimuth, elevation)
@@ -124,18 +426,7 @@ def render_3d_panel(pose3d: np.ndarray | None, skeleton: Skeleton = H36M17,
         floor = np.nanmax(rel[ok, 1]) if ground_y is None else ground_y
         _draw_grid(image, rot, floor, extent, to_px)
         view = np.where(ok[:, None], rel, 0.0) @ rot.T
-        px = to_px(view)
-        thickness = max(2, int(round(min(w, h) / 160)))
-        edges = [(i, e) for i, e in enumerate(skeleton.edges) if ok[e[0]] and ok[e[1]]]
-        edges.sort(key=lambda ie: -(view[ie[1][0], 2] + view[ie[1][1], 2]))  # far first
-        colors = edge_colors(skeleton)
-        for i, (a, b) in edges:
-            cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thickness, cv2.LINE_AA,
-                     _SHIFT)
-        jcolors = joint_colors(skeleton)
-        for j in np.flatnonzero(ok):
-            cv2.circle(image, tuple(px[j]), (thickness + 1) * _ONE, jcolors[j], -1,
-                       cv2.LINE_AA, _SHIFT)
+        _draw_bones(image, view, ok, to_px(view), skeleton, max(2, int(round(min(w, h) / 160))))
     # legend, in the same colours as the 2D overlay
     y = h - int(12 * text_scale)
     _label(image, "L", (int(10 * text_scale), y), LEFT_COLOR, text_scale)
