@@ -157,8 +157,10 @@ def test_world_panel_draws_trail_camera_and_no_person():
     far = CAM_TO_WORLD.copy()
     far[2, 3] = 23.0  # 23 m in front: marked on the panel's edge
     far_cam = WorldView.for_clip(clip, far)
+    trail = clip[:, 0].copy()
+    trail[[3, 10, 11]] = np.nan  # frames without a pose break the trace
     for view in (near_cam, far_cam):
-        img = render_world_panel(clip[19], view, size=(480, 240), trail=clip[:, 0], contact=np.array([True, False]))
+        img = render_world_panel(clip[19], view, size=(480, 240), trail=trail, contact=np.array([True, False]))
         assert _mask(img, TRAIL_COLOR, 10).sum() > 30
         assert _mask(img[:, :120], CAMERA_COLOR, 60).sum() > 20  # "<- camera 4.5 m" on the left
         assert _mask(img, CONTACT_COLOR, 10).sum() > 5

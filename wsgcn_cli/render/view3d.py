@@ -266,10 +266,11 @@ def render_world_panel(pose_world: np.ndarray | None, view: WorldView = WorldVie
         tr[:, 1] = 0.0
         finite = np.isfinite(tr).all(axis=1)
         px = to_px(np.where(finite[:, None], tr, 0.0))
-        for i in range(1, len(tr)):
-            if finite[i - 1] and finite[i]:
-                cv2.line(image, tuple(px[i - 1]), tuple(px[i]), TRAIL_COLOR, max(2, thickness // 2),
-                         cv2.LINE_AA, _SHIFT)
+        # one polyline per run of finite points (a NaN frame breaks the line)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(np.int8), [0]])))
+        runs = [px[a:b] for a, b in zip(edges[::2], edges[1::2]) if b - a > 1]
+        if runs:
+            cv2.polylines(image, runs, False, TRAIL_COLOR, max(2, thickness // 2), cv2.LINE_AA, _SHIFT)
     _draw_camera(image, view, to_px, rot, scale, offset, text_scale, thickness)
 
     pose = None if pose_world is None else np.asarray(pose_world, np.float64)
