@@ -21,9 +21,11 @@ ground-truth clip turned into wsgcn's world frame, or both) this:
      difference between each frame's bone lengths and the rest pose's median lengths,
      the second only how Blender reads the file.
 
-Usage::
+Usage (the pose files from ``wsgcn lift samples/sports2d_clip.mp4 --no-video --out /tmp/bvhbench``
+and the same for ``../shared/data/videos/body3d_demo.mp4``, body17 pipeline, world stage on)::
 
-    python benchmarks/bvh_blender.py --pose samples/sports2d_clip.wsgcn.npz --h36m "S11/WalkDog 1" \\
+    python benchmarks/bvh_blender.py --h36m "S11/WalkDog 1" --h36m "S1/SittingDown" \\
+        --pose /tmp/bvhbench/sports2d_clip.wsgcn.npz --pose /tmp/bvhbench/body3d_demo.wsgcn.npz \\
         --max-frames 300 --json benchmarks/results/bvh_blender.json
 
 Without Blender on the PATH it says so and exits 0 (CI does not install it; Debian:
@@ -47,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wsgcn_cli.io import posefile  # noqa: E402
 from wsgcn_cli.io.atomic import write_json  # noqa: E402
-from wsgcn_cli.io.bvh import BVH_NAMES, read_bvh  # noqa: E402
+from wsgcn_cli.io.bvh import BVH_NAMES, hold_last_valid, read_bvh  # noqa: E402
 from wsgcn_cli.skeletons import H36M17, bone_lengths  # noqa: E402
 
 H36M_3D = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m" / "h36m_3d_17j_world_mm.npz"
@@ -96,14 +98,6 @@ def pose_file_world(path: Path, max_frames: int) -> tuple[np.ndarray, float, np.
     return p.keypoints_3d_world[:max_frames].astype(np.float64), p.fps, p.missing[:max_frames]
 
 
-def held(w: np.ndarray) -> np.ndarray:
-    """The poses the BVH holds: each frame with a NaN replaced by the last valid one."""
-    valid = np.isfinite(w).all(axis=(1, 2))
-    idx = np.maximum.accumulate(np.where(valid, np.arange(len(w)), -1))
-    idx[idx < 0] = np.argmax(valid)
-    return w[idx]
-
-
 def blender_positions(blender: str, bvh: Path, work: Path) -> tuple[np.ndarray, dict, float]:
     script, out = work / "read_bvh_in_blender.py", work / "blender_bones.json"
     script.write_text(BLENDER_SCRIPT)
@@ -137,7 +131,7 @@ def check(name: str, w: np.ndarray, fps: float, blender: str, work: Path, missin
     bvh = posefile.write(p, work / f"{name}.bvh", "bvh")
     b, meta, seconds = blender_positions(blender, bvh, work)
     bvh_axes = np.stack([b[..., 0], b[..., 2], -b[..., 1]], axis=-1)  # Blender (x, y, z) = BVH (x, -z, y)
-    target = held(w)
+    target = hold_last_valid(w)
     ours = read_bvh(bvh).h36m_positions()
     d_world = np.linalg.norm(bvh_axes - target, axis=-1)
     d_fk = np.linalg.norm(bvh_axes - ours, axis=-1)

@@ -21,8 +21,9 @@ The file (format: Meredith & Maddock, "Motion capture file formats explained", 2
   right averaged so the skeleton is symmetric. The root's ``OFFSET`` is 0.
 * **Motion**: root ``Xposition Yposition Zposition`` = the pelvis (joint 0) of
   ``keypoints_3d_world``, then Euler angles in degrees. Rotation channel order: the root,
-  spine, neck and legs ``Yrotation Zrotation Xrotation`` (heading / twist outermost,
-  sideways in the middle), the arms ``Zrotation Xrotation Yrotation``; as in every BVH
+  spine, neck, pelvis helpers and legs ``Yrotation Zrotation Xrotation`` (heading / twist
+  outermost, sideways in the middle), the collars and arms ``Zrotation Xrotation
+  Yrotation``; as in every BVH
   the channel order is the intrinsic order, local = R1 @ R2 @ R3.
 
 Rotations come from the positions. Each rotating joint gets a per-frame orthonormal
@@ -71,7 +72,6 @@ _REST_DIR = np.array([[0, 0, 0], [-1, 0, 0], [0, -1, 0], [0, -1, 0], [1, 0, 0], 
 @dataclass(frozen=True)
 class _Node:
     name: str
-    joint: int            # the H36M-17 joint the node sits at
     parent: int           # parent node index, -1 for the root
     bone_of: int          # H36M-17 joint whose offset from its parent this node carries (0: none)
     end: bool             # End Site
@@ -87,9 +87,9 @@ def _build_nodes() -> tuple[_Node, ...]:
     def add(j: int, parent: int):
         order = "ZXY" if j in (11, 12, 14, 15) else "YZX"
         if j in helper_of:  # helper at the parent joint, rotating the bone parent -> j
-            nodes.append(_Node(helper_of[j], _PARENTS[j], parent, 0, False, order))
+            nodes.append(_Node(helper_of[j], parent, 0, False, order))
             parent = len(nodes) - 1
-        nodes.append(_Node(BVH_NAMES[j], j, parent, j, j in _LEAVES, order))
+        nodes.append(_Node(BVH_NAMES[j], parent, j, j in _LEAVES, order))
         me = len(nodes) - 1
         for c in range(17):
             if _PARENTS[c] == j:
@@ -194,7 +194,13 @@ def _fk_rest(offsets: np.ndarray) -> np.ndarray:
     return pos
 
 
-def _hold_last_valid(joints: np.ndarray) -> np.ndarray:
+def hold_last_valid(joints: np.ndarray) -> np.ndarray:
+    """Poses (T, J, 3) with every frame holding a NaN replaced by the last frame without
+    one (frames before the first valid one by the first valid one), as the BVH holds them.
+
+    Raises:
+        WsgcnError: no frame is free of NaN.
+    """
     valid = np.isfinite(joints).all(axis=(1, 2))
     if not valid.any():
         raise WsgcnError("cannot write a BVH: no frame has a complete world pose")
@@ -225,7 +231,7 @@ def bvh_motion(joints_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     j = np.asarray(joints_world, np.float64)
     if j.ndim != 3 or j.shape[1:] != (17, 3) or len(j) == 0:
         raise WsgcnError(f"BVH export needs (T, 17, 3) H36M-17 world joints, got shape {j.shape}")
-    j = _hold_last_valid(j)
+    j = hold_last_valid(j)
     offsets = rest_offsets(np.median(bone_lengths(j), axis=0))
     rest = _frames(_fk_rest(offsets)[None])
     frames = _frames(j)
