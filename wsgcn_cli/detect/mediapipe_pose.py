@@ -67,7 +67,9 @@ class _NativeStderrFilter:
     temporary file; when the last holder releases it, fd 2 is restored and every captured
     line that is not MediaPipe noise (``_NATIVE_NOISE``) -- a Python traceback, a warning,
     another thread's output -- is written to the real fd 2: nothing is lost, only delayed.
-    ``acquire`` / ``release`` may come from different threads.
+    (Except on a hard crash -- a segfault or a C++ ``abort`` -- inside the window, whose
+    last words stay in the capture: rerun with ``verbose=True`` / ``--verbose`` to see
+    them.) ``acquire`` / ``release`` may come from different threads.
     """
 
     def __init__(self):
@@ -83,14 +85,17 @@ class _NativeStderrFilter:
                 return
             with contextlib.suppress(Exception):
                 sys.stderr.flush()  # what Python wrote before goes out first
+            try:
+                self._saved = os.dup(2)
+            except OSError:  # no fd 2 (a detached process): nothing to keep clean
+                return
             self._capture = tempfile.TemporaryFile()
-            self._saved = os.dup(2)
             os.dup2(self._capture.fileno(), 2)
 
     def release(self) -> None:
         with self._lock:
             self._holders -= 1
-            if self._holders > 0:
+            if self._holders > 0 or self._saved is None:
                 return
             with contextlib.suppress(Exception):
                 sys.stderr.flush()
