@@ -219,3 +219,18 @@ def test_api_lift_writes_the_world_outputs_with_the_new_options(tmp_path):
 
     meta = json.loads(Path(r["outputs"]["json"]).read_text())["meta"]
     assert meta["smoothing"] == "one-euro" and meta["focal_px"] == 1234.0 and "camera_to_world" in meta
+
+
+def test_verbose_reaches_the_detector(monkeypatch):
+    """--verbose / api.lift(verbose=...) -> Pipeline(verbose) -> the detector's verbose option."""
+    import types
+
+    from wsgcn_cli.detect import base
+    from wsgcn_cli.pipeline import Pipeline
+
+    seen = {}
+    monkeypatch.setattr(base, "make_detector", lambda name, **options: seen.update(options) or "detector")
+    source = types.SimpleNamespace(kind="video", width=W, height=H, fps=FPS, num_frames=None)
+    for verbose in (False, True):
+        Pipeline.from_file("body17", device="cpu", verbose=verbose).detector(source)
+        assert seen["verbose"] is verbose

@@ -185,8 +185,8 @@ class Pipeline:
         name = self.detector_table.get("name", "mediapipe")
         options = {k: v for k, v in self.detector_table.items() if k != "name"}
         options.setdefault("static_image_mode", source.kind != "video")
-        if _accepts(name, "verbose"):
-            options.setdefault("verbose", self.verbose)
+        if _accepts(name, "verbose"):  # --verbose wins over the table; without it the table decides
+            options["verbose"] = self.verbose or bool(options.get("verbose", False))
         return make_detector(name, **options)
 
     def stages(self, layout: str, width: int, height: int, fps: float, lift: bool = True) -> list:

@@ -10,9 +10,16 @@ stage              fills in                                      holds at most
 =================  ============================================  ==========================
 :class:`Detect`    ``detector_keypoints``, ``detector_scores``   nothing (one in, one out)
 :class:`Pose2D`    ``keypoints_2d``, ``scores``, ``missing``     ``max_gap_frames + batch``
+``OneEuroStage``   ``keypoints_2d`` (smoothed, optional)         nothing (one in, one out)
 :class:`Lift`      ``keypoints_3d``                              ``batch - 1``
 :class:`Refine`    ``keypoints_3d`` (refined)                    ``window + step - 2``
 =================  ============================================  ==========================
+
+``OneEuroStage`` (:class:`wsgcn_cli.smoothing.OneEuroStage`, ``[smoothing] kind =
+"one-euro"``) is the causal One-Euro filter of the 2D before the lifter. What needs the
+whole clip (the zero-phase Butterworth smoothing of the 3D, the world stage) is not a
+stage: :meth:`wsgcn_cli.pipeline.Pipeline.whole_clip` runs it on the whole track after
+the stream.
 
 Streaming gives exactly the whole-sequence result: gap filling sees every frame that
 can change a frame's 2D before that frame leaves :class:`Pose2D` (see
