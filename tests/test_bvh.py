@@ -165,3 +165,26 @@ def test_posefile_write_bvh(tmp_path):
         posefile.write(no_world, tmp_path / "x.bvh")
     assert "\n" not in str(e.value)
     assert "bvh" in posefile.FORMATS
+
+
+def test_twist_follows_a_turning_bend_plane(tmp_path):
+    """The forearm circles the upper arm at 90 degrees of elbow flexion: the upper arm's
+    twist turns with the bend plane, 3 degrees a frame, without 180-degree flips."""
+    t = 120
+    off = rest_offsets(LENGTHS)
+    rest = np.zeros((17, 3))
+    for j in range(1, 17):
+        rest[j] = rest[H36M17.parents[j]] + off[j]
+    poses = np.repeat(rest[None], t, axis=0)
+    phi = np.radians(np.arange(t) * 3.0)
+    poses[:, 13] = poses[:, 12] + LENGTHS[12] * np.stack([0 * phi, np.cos(phi), np.sin(phi)], axis=1)
+    assert np.abs(round_trip(tmp_path, poses) - poses).max() < 1e-5
+    clip = read_bvh(tmp_path / "clip.bvh")
+    col = 0
+    for name, chans in zip(clip.names, clip.channels):
+        if name == "LShoulder":
+            break
+        col += len(chans)
+    rot = Rotation.from_euler("".join(c[0] for c in chans), clip.motion[:, col:col + 3], degrees=True)
+    steps = np.degrees((rot[1:] * rot[:-1].inv()).magnitude())
+    assert steps.max() < 3.5 and steps.min() > 2.5

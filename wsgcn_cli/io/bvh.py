@@ -47,6 +47,7 @@ before it). The BVH has one frame per input frame at a constant ``Frame Time`` o
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,16 +119,15 @@ def _ortho(v: np.ndarray, d: np.ndarray) -> np.ndarray:
     return _unit(p)
 
 
-def _blend(v: np.ndarray, fallback: np.ndarray, flip: bool, full_at_deg: float = 20.0) -> np.ndarray:
+def _blend(v: np.ndarray, fallback: np.ndarray, full_at_deg: float = 20.0) -> np.ndarray:
     """Direction of ``v`` (a cross product of unit vectors, norm = sin of their angle),
-    blended towards unit ``fallback`` as the angle falls below ``full_at_deg``;
-    with ``flip`` ``v`` is first turned to the fallback's side."""
+    blended towards unit ``fallback`` as that angle falls below ``full_at_deg``: a limb's
+    bend-plane normal, which is noise when the limb is nearly straight. ``v``'s sign is
+    kept (knees and elbows bend one way; turning it towards the fallback made the twist
+    flip by 180 degrees whenever the two were near perpendicular)."""
     s = np.linalg.norm(v, axis=-1, keepdims=True)
-    vu = _unit(v)
-    if flip:
-        vu = np.where(np.sum(vu * fallback, -1, keepdims=True) < 0, -vu, vu)
     w = np.clip(s / np.sin(np.radians(full_at_deg)), 0.0, 1.0)
-    return w * vu + (1 - w) * fallback
+    return w * _unit(v) + (1 - w) * fallback
 
 
 def _frame(a: np.ndarray, b: np.ndarray, a_axis: int) -> np.ndarray:
@@ -160,12 +160,12 @@ def _frames(p: np.ndarray) -> list:
     f["LCollar"], f["RCollar"] = _frame(seg(11), thorax_up, 0), _frame(seg(14), thorax_up, 0)
     for hip, knee, ankle in ((1, 2, 3), (4, 5, 6)):
         thigh, shank = _unit(seg(knee)), _unit(seg(ankle))
-        n = _blend(np.cross(thigh, shank), pelvis_lat, flip=True)
+        n = _blend(np.cross(thigh, shank), pelvis_lat)
         f[BVH_NAMES[hip]], f[BVH_NAMES[knee]] = _segment_frame(thigh, n), _segment_frame(shank, n)
     for sho, elb, wri, sign in ((11, 12, 13, -1.0), (14, 15, 16, 1.0)):
         upper, fore = _unit(seg(elb)), _unit(seg(wri))
-        fallback = _unit(_blend(np.cross(upper, thorax_fwd), sign * thorax_up, flip=False))
-        n = _blend(np.cross(upper, fore), fallback, flip=True)
+        fallback = _unit(_blend(np.cross(upper, thorax_fwd), sign * thorax_up))
+        n = _blend(np.cross(upper, fore), fallback)
         f[BVH_NAMES[sho]], f[BVH_NAMES[elb]] = _segment_frame(upper, n), _segment_frame(fore, n)
     return [None if n.end else f[n.name] for n in _NODES]
 
@@ -240,7 +240,9 @@ def bvh_motion(joints_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for i in _ROT_NODES:
         node = _NODES[i]
         local = world[i] if node.parent < 0 else np.swapaxes(world[node.parent], -1, -2) @ world[i]
-        angles = Rotation.from_matrix(local).as_euler(node.order, degrees=True)
+        with warnings.catch_warnings():  # at gimbal lock the angles still give the rotation exactly
+            warnings.filterwarnings("ignore", "Gimbal lock detected", UserWarning)
+            angles = Rotation.from_matrix(local).as_euler(node.order, degrees=True)
         cols.append(np.unwrap(angles, period=360.0, axis=0))
     return offsets, np.concatenate(cols, axis=1)
 
