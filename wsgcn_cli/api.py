@@ -228,19 +228,21 @@ class _Overlay:
         from wsgcn_cli.io.video import VideoWriter
 
         self.path, self.max_height, self.image, self.writer = path, pipe.max_height, None, None
-        if path is not None and source.kind != "image":  # a window of refined frames may come at once
+        if path is not None and source.kind != "image":
             self.writer = VideoWriter(path, source.fps or 25.0,
                                       *_overlay_dims(source.width, source.height, pipe.max_height), nice=10,
-                                      queue_size=8 if pipe.refiner is None else pipe.refiner.window)
+                                      queue_size=8)
 
-    def add(self, r) -> None:
+    def add(self, image, xy, score, pose3d, **world) -> None:
+        """One frame: its image, 2D (17, 2) px and scores, camera-frame 3D (17, 3) m and
+        the world-view arguments (:func:`wsgcn_cli.render.view3d.world_frame_args`, or none)."""
         from wsgcn_cli.render.overlay import compose_overlay
 
-        args = (r.image, r.keypoints_2d, r.scores, r.keypoints_3d)
+        args = (image, xy, score, pose3d)
         if self.writer is not None:
-            self.writer.write_rendered(compose_overlay, *args, max_height=self.max_height)
+            self.writer.write_rendered(compose_overlay, *args, max_height=self.max_height, **world)
         elif self.path is not None:
-            self.image = compose_overlay(*args, max_height=self.max_height)
+            self.image = compose_overlay(*args, max_height=self.max_height, **world)
 
     def close(self) -> list[Path]:
         """Finish the file; returns [its path] (or [] without one)."""
@@ -253,6 +255,36 @@ class _Overlay:
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.abort()
+
+
+def _write_overlay(path: Path, input_path: Path, track, pipe, quiet: bool) -> list[Path]:
+    """The overlay of :func:`lift`, drawn from the finished ``track`` (after
+    :meth:`~wsgcn_cli.pipeline.Pipeline.whole_clip`, so it shows what the pose file holds)
+    on a second pass over the input's frames: the 2D on each frame beside the 3D panel,
+    with the world view (:class:`wsgcn_cli.render.view3d.WorldView`, one framing for the
+    clip) when the track has a world frame. Returns [path]. Raises WsgcnError if the input
+    now has more frames than the track."""
+    from wsgcn_cli.io.video import open_frames
+    from wsgcn_cli.render.view3d import WorldView, world_frame_args
+
+    w = track.world
+    view = None if w is None else WorldView.for_clip(w.keypoints_3d_world, w.camera_to_world)
+    kp2, scores, kp3 = track.keypoints_2d, track.scores, track.keypoints_3d
+    with open_frames(input_path) as source:
+        overlay = _Overlay(path, source, pipe)
+        try:
+            with progress_bar(f"drawing {path.name}", source.num_frames, quiet) as advance:
+                for frame in source:
+                    i = frame.index
+                    if i >= len(track):
+                        raise WsgcnError(f"{input_path} has more frames than were lifted: did it change?")
+                    world = {} if view is None else world_frame_args(view, w.keypoints_3d_world, i, w.foot_contact)
+                    overlay.add(frame.image, kp2[i], scores[i], kp3[i], **world)
+                    advance(i + 1)
+            return overlay.close()
+        except BaseException:
+            overlay.abort()
+            raise
 
 
 def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str | Path | None = None,
@@ -271,8 +303,9 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
       :mod:`wsgcn_cli.io.posefile` for the schema (2D in pixels, 3D root-relative
       camera coordinates in metres, real frame times);
     * ``<stem>.overlay.mp4`` (H.264, same frame count and rate as the input; ``.png``
-      for a single image): the 2D skeleton on each frame beside a 3D view (drawn while
-      streaming: the 3D before the whole-clip Butterworth smoothing).
+      for a single image): the 2D skeleton on each frame beside a 3D view and, with the
+      world outputs, the world view from the side. It is drawn after the stream, on a
+      second pass over the input, from the finished track (what the pose file holds).
 
     With the pipeline's ``[world]`` stage (on in ``body17*``), the pose file also holds
     the root trajectory in the camera frame, the pose in a world frame (y up, floor at
@@ -316,27 +349,23 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
         _console(quiet).print(f"warning: {warning}")
     if not input_path.exists():
         raise WsgcnError(f"input {input_path} does not exist")
-    with open_frames(input_path) as source, pipe.stream(source, keep_images=video) as results:
+    with open_frames(input_path) as source, pipe.stream(source, keep_images=False) as results:
         outputs = _outputs(input_path, None if out_dir is None else Path(out_dir), formats, video,
                            source.kind == "image")
         with _new_outputs(outputs, overwrite) as written:
-            overlay, track = _Overlay(outputs.get("overlay"), source, pipe), Track(results.layout)
-            try:
-                with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
-                    for result in results:
-                        track.add(result)
-                        overlay.add(result)
-                        advance(result.index + 1)
-                if track.frames_with_pose == 0:
-                    raise WsgcnError(f"no person found in any of the {len(track)} frame(s) of {input_path}")
-                written += overlay.close()
-            except BaseException:
-                overlay.abort()
-                raise
+            track = Track(results.layout)
+            with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
+                for result in results:
+                    track.add(result)
+                    advance(result.index + 1)
+            if track.frames_with_pose == 0:
+                raise WsgcnError(f"no person found in any of the {len(track)} frame(s) of {input_path}")
             pipe.whole_clip(track, source.width, source.height, 0.0 if source.kind == "image" else source.fps)
             pose = pipe.pose_file(track, source.fps, (source.width, source.height), input_path.name)
             for fmt in formats:
                 written.append(posefile.write(pose, outputs[fmt], fmt))
+            if video:
+                written += _write_overlay(outputs["overlay"], input_path, track, pipe, quiet)
     found = track.frames_with_pose
     if not quiet:
         _console(False).print(f"{input_path.name}: {found}/{len(track)} frames with a 3D pose -> "
