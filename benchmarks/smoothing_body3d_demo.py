@@ -21,6 +21,7 @@ Writes ``benchmarks/results/smoothing_body3d_demo.json`` (``--out``).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from body3d_demo import REPO, SHARED, ground_truth  # beside this script
 from lift_body3d_demo import scores
@@ -57,7 +58,7 @@ def main():
     from wsgcn_cli.pipeline import Pipeline
     from wsgcn_cli.smoothing import KINDS, butterworth
 
-    gt_mm, _, _ = ground_truth(__import__("pathlib").Path(args.data))
+    gt_mm, _, _ = ground_truth(Path(args.data))
     raw = clip_2d(Pipeline.from_file("body17", device=args.device), args.keypoints, args.work)
     results, options = {}, {}
     for name, refine in (("body17", False), ("body17-refine", True)):
