@@ -3,9 +3,10 @@
 The clip is Human3.6M S11 "WalkDog 1", camera 60457274 (see ``body3d_demo.py``). The
 pipeline (default ``body17``) detects the 2D once (BlazePose, cached in ``--work``);
 then for each lifter weights file the stages after the detector run exactly as ``lift``
-runs them (:meth:`wsgcn_cli.pipeline.Pipeline.run`: 2D stage, lifter with flip test,
-refiner with ``--refine``), and the 3D is scored against the ground truth (mm, camera
-coordinates):
+runs them (:meth:`wsgcn_cli.pipeline.Pipeline.run` with ``whole_clip=True``: 2D stage,
+lifter with flip test, refiner with ``--refine``, then the whole-clip steps: smoothing,
+constant bones), and the 3D is scored against the ground truth (mm, camera coordinates);
+``lifter_only`` scores the stream's 3D before the whole-clip steps:
 
 * ``all17``: MPJPE / P-MPJPE over the 17 joints, root-relative (as ``wsgcn eval``);
 * ``limbs12``: the 12 limb joints (hips, knees, ankles, shoulders, elbows, wrists: the
@@ -67,8 +68,9 @@ def main():
     results = {}
     for w in args.weights or [str(base.lifter_path)]:
         pipe = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine, lifter_weights=w)
-        pred = pipe.run(raw).keypoints_3d * 1000.0
+        pred = pipe.run(raw, whole_clip=True).keypoints_3d * 1000.0
         r = scores(pred.astype("float64"), gt_mm)
+        r["lifter_only"] = scores((pipe.run(raw).keypoints_3d * 1000.0).astype("float64"), gt_mm)
         meta = wio.load(w)[1]
         r.update(weights=Path(w).name, sha256=wio.sha256(w), samples_seen=meta.get("samples_seen_total"),
                  refine=args.refine)

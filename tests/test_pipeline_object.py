@@ -158,7 +158,7 @@ def test_lift_with_keypoints_writes_the_streamed_track(tmp_path):
     r = api.lift(SAMPLE, pipeline="body17-network", out_dir=tmp_path / "out", keypoints=kp_file, video=False,
                  quiet=True, device="cpu")
     z = np.load(r["outputs"]["npz"])
-    track = Pipeline.from_file("body17-network", device="cpu").run(load_keypoints(kp_file))
+    track = Pipeline.from_file("body17-network", device="cpu").run(load_keypoints(kp_file), whole_clip=True)
     assert np.array_equal(z["keypoints_2d"], track.keypoints_2d, equal_nan=True)
     assert np.array_equal(z["keypoints_3d"], track.keypoints_3d, equal_nan=True)
     assert str(z["pipeline"]) == "body17-network" and str(z["detector_layout"]) == "blazepose33"

@@ -42,6 +42,7 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.pipeline import spec as specs
 from wsgcn_cli.pipeline.stages import (Detect, FrameResult, KeypointFile, Lift, Pose2D, Refine, finish_through,
                                        push_through)
+from wsgcn_cli.bones import BoneOptions, constant_bones
 from wsgcn_cli.smoothing import OneEuroStage, Smoothing, butterworth
 from wsgcn_cli.world import WorldOptions
 
@@ -64,6 +65,7 @@ class Pipeline:
         max_height: the overlay's height limit in pixels (``[render] max_height``).
         smoothing: the ``[smoothing]`` options (:class:`wsgcn_cli.smoothing.Smoothing`).
         world: the ``[world]`` options (:class:`wsgcn_cli.world.WorldOptions`).
+        bones: the ``[bones]`` options (:class:`wsgcn_cli.bones.BoneOptions`).
         verbose: let the detector print its native log lines (when it has such an option).
         warnings: things worth telling the user (e.g. a refiner trained on other weights).
     """
@@ -82,6 +84,7 @@ class Pipeline:
         self.warnings = list(warnings)
         self.smoothing = smoothing if smoothing is not None else Smoothing.from_spec(spec.get("smoothing", {}))
         self.world = world if world is not None else WorldOptions.from_spec(spec.get("world", {}))
+        self.bones = BoneOptions.from_spec(spec.get("bones", {}))
         self.verbose = bool(verbose)
 
     @classmethod
@@ -245,6 +248,8 @@ class Pipeline:
         * ``[smoothing] kind = "butterworth"``: the 3D is replaced by its zero-phase
           Butterworth low-pass (:func:`wsgcn_cli.smoothing.butterworth`, per run of frames
           with a pose);
+        * ``[bones] mode = "clip"``: then one constant, symmetric skeleton for the clip
+          (:func:`wsgcn_cli.bones.constant_bones`);
         * ``[world]`` (unless ``enabled = false``): :attr:`Track.world` is set to
           :func:`wsgcn_cli.world.estimate_world` of the 2D and 3D (root trajectory,
           floor, world frame, foot contact), the root solved on the joints the detector
@@ -258,6 +263,8 @@ class Pipeline:
         if self.smoothing.kind == "butterworth":
             pose = butterworth(track.keypoints_3d, fps, self.smoothing.cutoff_hz, self.smoothing.order)
             track.set_keypoints_3d(pose)
+        if self.bones.mode != "none" and track.frames_with_pose > 0:
+            track.set_keypoints_3d(constant_bones(track.keypoints_3d, self.bones))
         track.world = None
         if self.world.enabled and track.frames_with_pose > 0:
             try:

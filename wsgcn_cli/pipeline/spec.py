@@ -5,8 +5,9 @@ builds the stages they describe.
 
 A pipeline is a TOML file in ``pipelines/`` (read with ``tomllib``). A *lift* pipeline
 has the tables ``[detector]``, ``[representation]``, ``[lifter]`` and optionally
-``[refiner]``, ``[smoothing]`` (:class:`wsgcn_cli.smoothing.Smoothing`), ``[world]``
-(:class:`wsgcn_cli.world.WorldOptions`) and ``[render]``; a *train* pipeline has ``[model]``, ``[codec]``, ``[data]`` and
+``[refiner]``, ``[smoothing]`` (:class:`wsgcn_cli.smoothing.Smoothing`), ``[bones]``
+(:class:`wsgcn_cli.bones.BoneOptions`), ``[world]`` (:class:`wsgcn_cli.world.WorldOptions`)
+and ``[render]``; a *train* pipeline has ``[model]``, ``[codec]``, ``[data]`` and
 ``[train]``. Relative paths inside a pipeline (weights, outputs) are resolved against
 the repository root (the folder holding ``pipelines/``).
 
@@ -79,7 +80,7 @@ def load(name_or_path: str | Path, kind: str | None = None) -> dict:
     missing = [t for t in required if t not in spec]
     if missing:
         raise WsgcnError(f"pipeline {path} lacks the table(s) {', '.join('[' + m + ']' for m in missing)}")
-    tables = ("detector", "representation", "lifter", "refiner", "render", "smoothing", "world") \
+    tables = ("detector", "representation", "lifter", "refiner", "render", "smoothing", "bones", "world") \
         if found == "lift" else required
     not_tables = [t for t in tables if t in spec and not isinstance(spec[t], dict)]
     if not_tables:
