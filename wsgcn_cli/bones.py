@@ -28,12 +28,12 @@ directions do not depend on the frame), metres.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.options import from_table
 from wsgcn_cli.skeletons import H36M17
 
 #: Human3.6M training subjects' (S1, S5, S6, S7, S8) mean bone lengths, metres, left and
@@ -66,11 +66,7 @@ class BoneOptions:
     @classmethod
     def from_spec(cls, table: dict) -> "BoneOptions":
         """From a pipeline's ``[bones]`` table; raises WsgcnError for unknown keys or values."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise WsgcnError(f"unknown [bones] option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        opts = cls(**table)
+        opts = from_table(cls, table, "bones")
         if opts.mode not in MODES:
             raise WsgcnError(f"[bones] mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
         if opts.scale not in SCALES:

@@ -25,13 +25,13 @@ A lift pipeline's ``[smoothing]`` table (:class:`Smoothing`) chooses the kind
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.options import from_table
 
 #: The kinds of ``--smooth`` / ``[smoothing] kind``.
 KINDS = ("none", "one-euro", "butterworth")
@@ -61,11 +61,7 @@ class Smoothing:
     def from_spec(cls, table: dict, kind: str | None = None) -> "Smoothing":
         """From a pipeline's ``[smoothing]`` table, ``kind`` (``--smooth``) replacing its kind.
         Raises WsgcnError for unknown keys or kinds and non-positive parameters."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise WsgcnError(f"unknown [smoothing] option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        s = cls(**table)
+        s = from_table(cls, table, "smoothing")
         if kind is not None:
             s.kind = kind
         check_kind(s.kind)

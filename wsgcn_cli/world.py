@@ -37,13 +37,13 @@ contact). A single image still gets a world frame, from that frame's feet.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.options import from_table
 
 #: The assumed field of view (degrees, of the image's longer side: the horizontal one of
 #: a landscape video) when no focal length is given; a typical phone or camcorder main
@@ -86,11 +86,7 @@ class WorldOptions:
     def from_spec(cls, table: dict, focal_px: float | None = None, fov_deg: float | None = None) -> "WorldOptions":
         """From a pipeline's ``[world]`` table; ``focal_px`` / ``fov_deg`` (``--focal``,
         ``--fov``) replace the table's. Raises WsgcnError for unknown keys or bad values."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise WsgcnError(f"unknown [world] option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        o = cls(**table)
+        o = from_table(cls, table, "world")
         if not isinstance(o.enabled, bool):
             raise WsgcnError(f"[world] enabled must be true or false, got {o.enabled!r}")
         if not _number(o.focal_px) or o.focal_px < 0:

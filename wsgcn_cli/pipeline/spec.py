@@ -16,12 +16,12 @@ the repository root (the folder holding ``pipelines/``).
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.options import from_table
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_DIR = ROOT / "pipelines"
@@ -122,11 +122,7 @@ class Representation:
     @classmethod
     def from_spec(cls, table: dict) -> "Representation":
         """From a pipeline's ``[representation]`` table; WsgcnError for bad entries."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise WsgcnError(f"unknown [representation] option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        rep = cls(**table)
+        rep = from_table(cls, table, "representation")
         if rep.kind not in ("geometric", "network"):
             raise WsgcnError(f"unknown representation kind {rep.kind!r}; known: geometric, network")
         if not 0.0 <= rep.detected_weight <= 1.0:

@@ -44,6 +44,16 @@ _SHIFT = 4  # fixed-point bits for sub-pixel cv2 drawing
 _ONE = 1 << _SHIFT
 
 
+def _canvas(size: tuple[int, int], out: np.ndarray | None):
+    """(width, height, image): ``out`` checked to be (height, width, 3) uint8, or a new
+    uninitialised one. Raises ValueError for an ``out`` of the wrong shape or dtype."""
+    w, h = int(size[0]), int(size[1])
+    image = np.empty((h, w, 3), np.uint8) if out is None else out
+    if image.shape != (h, w, 3) or image.dtype != np.uint8:
+        raise ValueError(f"out must be a ({h}, {w}, 3) uint8 array, got {image.shape}")
+    return w, h, image
+
+
 def view_rotation(azimuth: float, elevation: float) -> np.ndarray:
     """(3, 3) rotation from camera coordinates to view coordinates (x right, y down).
 
@@ -236,10 +246,7 @@ def render_world_panel(pose_world: np.ndarray | None, view: WorldView = WorldVie
     Raises:
         ValueError: ``out`` of the wrong shape or dtype.
     """
-    w, h = int(size[0]), int(size[1])
-    image = np.empty((h, w, 3), np.uint8) if out is None else out
-    if image.shape != (h, w, 3) or image.dtype != np.uint8:
-        raise ValueError(f"out must be a ({h}, {w}, 3) uint8 array, got {image.shape}")
+    w, h, image = _canvas(size, out)
     image[:] = np.tile(np.array(BACKGROUND, np.uint8), (w, 1))
     text_scale = _text_scale(w, h)
     rot = view.rotation()
@@ -393,10 +400,7 @@ def render_3d_panel(pose3d: np.ndarray | None, skeleton: Skeleton = H36M17,
     Raises:
         ValueError: ``out`` of the wrong shape or dtype.
     """
-    w, h = int(size[0]), int(size[1])
-    image = np.empty((h, w, 3), np.uint8) if out is None else out
-    if image.shape != (h, w, 3) or image.dtype != np.uint8:
-        raise ValueError(f"out must be a ({h}, {w}, 3) uint8 array, got {image.shape}")
+    w, h, image = _canvas(size, out)
     if world_view is not None:
         top = h // 2
         render_3d_panel(pose3d, skeleton, (w, top), azimuth=azimuth, elevation=elevation,
