@@ -136,6 +136,12 @@ def test_bad_inputs(tmp_path):
     assert_one_line_error(wsgcn("lift", SAMPLE, "--out", a_file / "sub"), "output folder")
     assert_one_line_error(wsgcn("lift", SAMPLE, "--out", out, "--pipeline", "nope"), "unknown pipeline")
     assert_one_line_error(wsgcn("lift", SAMPLE, "--out", out, "--format", "xls"), "format")
+    no_world = tmp_path / "no_world.toml"
+    no_world.write_text((Path(__file__).resolve().parents[1] / "pipelines" / "body17.toml").read_text()
+                        .replace('name = "body17"', 'name = "no_world"').replace("enabled = true", "enabled = false"))
+    assert_one_line_error(wsgcn("lift", SAMPLE, "--out", out, "--pipeline", no_world, "--format", "bvh"),
+                          "world", "bvh")
+    assert not out.exists() or not list(out.iterdir())
 
 
 def test_ctrl_c_leaves_no_partial_output(tmp_path):

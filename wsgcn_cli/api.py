@@ -299,8 +299,8 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     frames through it and hands each result to the sinks: memory does not grow with the
     video's length. Writes, beside the input or in ``out_dir``:
 
-    * ``<stem>.wsgcn.npz`` (and ``.json`` / ``.csv`` if asked for): see
-      :mod:`wsgcn_cli.io.posefile` for the schema (2D in pixels, 3D root-relative
+    * ``<stem>.wsgcn.npz`` (and ``.json`` / ``.csv`` / ``.bvh`` / ``.trc`` / ``.mot`` if
+      asked for): see :mod:`wsgcn_cli.io.posefile` for the schema (2D in pixels, 3D root-relative
       camera coordinates in metres, real frame times);
     * ``<stem>.overlay.mp4`` (H.264, same frame count and rate as the input; ``.png``
       for a single image): the 2D skeleton on each frame beside a 3D view and, with the
@@ -325,7 +325,8 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
 
     Raises WsgcnError for a missing or unreadable input or keypoint file, a video with
     no person in any frame, outputs that exist (without ``overwrite``), an unwritable
-    output folder, a pipeline or weights that do not fit, ``focal`` <= 0, ``fov``
+    output folder, a pipeline or weights that do not fit, a BVH / TRC / MOT format with a
+    pipeline whose world stage is off, ``focal`` <= 0, ``fov``
     outside (10, 170) or an unknown ``smooth`` (these three before anything is read).
     """
     import time
@@ -345,6 +346,10 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     input_path = Path(input)
     pipe = Pipeline.from_file(pipeline, device=device, refine=refine, keypoints=keypoints, lifter_weights=weights,
                               smooth=smooth, focal_px=focal, fov_deg=fov, verbose=verbose)
+    needs_world = [f for f in formats if f in posefile.WORLD_FORMATS]
+    if needs_world and not pipe.world.enabled:
+        raise WsgcnError(f"--format {needs_world[0]} needs the world outputs: pipeline {pipe.name} has "
+                         f"[world] enabled = false")
     for warning in pipe.warnings:
         _console(quiet).print(f"warning: {warning}")
     if not input_path.exists():

@@ -46,7 +46,7 @@ def lift(
     inputs: List[Path] = typer.Argument(..., help="Video file(s), image file(s) or folder(s) of images."),
     pipeline: str = typer.Option("body17", "--pipeline", "-p", help="Pipeline name or .toml file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: beside the input)."),
-    formats: List[str] = typer.Option(["npz"], "--format", "-f", help="Pose file format(s): npz, json, csv."),
+    formats: List[str] = typer.Option(["npz"], "--format", "-f", help="Pose file format(s): npz, json, csv, bvh (Blender), trc / mot (OpenSim markers / joint angles); repeatable."),
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="Read 2D keypoints from this file (our npz or an mmpose prediction JSON) instead of detecting."),
     video: bool = typer.Option(True, "--video/--no-video", help="Write the overlay video."),
     refine: bool = typer.Option(False, "--refine", help="Temporal refinement (needs a pipeline with a refiner table, e.g. body17-refine)."),
