@@ -102,6 +102,7 @@ class Detector(Protocol):
 #: Detector name -> "module:class", imported only when asked for.
 _DETECTORS = {
     "mediapipe": "wsgcn_cli.detect.mediapipe_pose:MediaPipePoseDetector",
+    "mediapipe_holistic": "wsgcn_cli.detect.holistic:HolisticDetector",  # coco_wholebody133
 }
 
 

@@ -1,0 +1,246 @@
+"""Whole-body 2D (COCO-WholeBody-133) from MediaPipe Holistic, with face and hand crops.
+
+:class:`HolisticDetector` is a :class:`~wsgcn_cli.detect.base.Detector` with layout
+``coco_wholebody133`` (registered as ``"mediapipe_holistic"``). Per frame:
+
+1. **Holistic** (``mediapipe.solutions.holistic``, model_complexity 1, every model in the
+   wheel: BlazePose full, face landmarks, hand landmarks full, hand re-crop): the
+   BlazePose-33 body, and the 468-vertex face mesh and the 21-landmark hands when its
+   own ROIs (made from the body) pass its thresholds. Holistic's ``left_hand`` is the
+   person's left hand (it is attached to BlazePose's left wrist); checked by the tests.
+2. **Crops** (``crops=True``), for each part Holistic missed whose body anchors are seen
+   (visibility >= ``min_anchor_score``): an axis-aligned square crop around the part,
+   resized to :data:`CROP_SIZE` pixels, run through the wheel's palm detector + hand
+   landmark model (``solutions.hands.Hands``, image mode, one hand) or face detector +
+   face mesh (``solutions.face_mesh.FaceMesh``, image mode, one face):
+
+   * hand: centred at ``wrist + HAND_CENTRE * (wrist - elbow)``, side
+     ``HAND_SIDE * |wrist - elbow|`` (at least :data:`MIN_CROP_PX`), so the hand fits
+     whatever the wrist's bend. The hand found is kept only if its wrist landmark is
+     within ``HAND_MAX_WRIST_DIST`` x the forearm length of the body's wrist and nearer
+     to it than to the other wrist (so one hand is not given to both sides);
+   * face: centred at the mean of the seen nose and ears, side ``FACE_SIDE`` x the
+     largest of the ear-to-ear, nose-to-ear and (x 0.5) shoulder-to-shoulder distances.
+     The face found is kept only if its box contains the body's nose.
+
+3. **Mapping** to the 133 keypoints: :func:`wsgcn_cli.pose2d.wholebody.assemble_wholebody`
+   (tables and sources there). Scores: body and feet, BlazePose visibility (small toes:
+   estimated, half score); face, the mean visibility of BlazePose's nose and eyes; each
+   hand, its BlazePose wrist's visibility (neither Holistic nor the solutions' face mesh
+   gives a per-landmark or presence score). A part not seen is NaN with score 0.
+
+Recall and speed (``benchmarks/wholebody_2d.py`` -> ``benchmarks/results/wholebody_2d.json``)
+are in the README ("Whole body (2D, in progress)").
+
+Video (``static_image_mode=False``) tracks the body and Holistic's parts from frame to
+frame (frames in order, one size); the crops are always run as single images. mediapipe
+is imported when a detector is created. Nothing is downloaded: every model is in the wheel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from wsgcn_cli.detect.mediapipe_pose import _import_mediapipe, quiet_native_stderr
+from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.pose2d.wholebody import assemble_wholebody
+
+#: Side in pixels the face and hand crops are resized to before the models see them.
+CROP_SIZE = 256
+#: Smallest crop side in source pixels.
+MIN_CROP_PX = 32
+#: Hand crop: centre = wrist + HAND_CENTRE (wrist - elbow); side = HAND_SIDE |wrist - elbow|.
+HAND_CENTRE = 0.35
+HAND_SIDE = 1.5
+#: A crop's hand is kept if its wrist lies within this x forearm length of the body wrist.
+HAND_MAX_WRIST_DIST = 0.5
+#: Face crop side = FACE_SIDE x the head size (see the module docstring).
+FACE_SIDE = 3.0
+
+# BlazePose indices
+_NOSE, _LEYE, _REYE, _LEAR, _REAR = 0, 2, 5, 7, 8
+_LSH, _RSH, _LELB, _RELB, _LWR, _RWR = 11, 12, 13, 14, 15, 16
+
+
+def _landmarks(landmark_list, width: int, height: int) -> np.ndarray | None:
+    if landmark_list is None:
+        return None
+    return np.array([(p.x * width, p.y * height) for p in landmark_list.landmark], np.float32)
+
+
+def _square_crop(image: np.ndarray, centre, side: float):
+    """Axis-aligned square crop (zero-padded outside the image) resized to CROP_SIZE;
+    returns (crop, (x0, y0, scale)) with source = x0 + crop_px * scale."""
+    import cv2
+
+    side = max(float(side), MIN_CROP_PX)
+    x0, y0 = float(centre[0]) - side / 2, float(centre[1]) - side / 2
+    s = side / CROP_SIZE
+    matrix = np.array([[1 / s, 0, -x0 / s], [0, 1 / s, -y0 / s]], np.float64)
+    crop = cv2.warpAffine(image, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return crop, (x0, y0, s)
+
+
+class HolisticDetector:
+    """COCO-WholeBody-133 keypoints of one person per frame (MediaPipe Holistic + crops).
+
+    Args:
+        static_image_mode: True for unrelated images, False for video (tracking).
+        crops: run the hand and face models on crops placed from the body for the parts
+            Holistic missed (module docstring). False: Holistic alone.
+        min_detection_confidence, min_tracking_confidence: Holistic's thresholds in [0, 1].
+        min_anchor_score: BlazePose visibility the anchors of a crop need, in [0, 1].
+        verbose: let MediaPipe's native log lines through.
+
+    Attributes:
+        layout: ``"coco_wholebody133"``.
+        last_sources: after each :meth:`detect`, where each part came from:
+            ``{"face"|"left_hand"|"right_hand": "holistic" | "crop" | None}``.
+
+    Raises:
+        WsgcnError: mediapipe missing or an option out of range.
+    """
+
+    layout = "coco_wholebody133"
+
+    def __init__(self, static_image_mode: bool = False, crops: bool = True,
+                 min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 min_anchor_score: float = 0.3, verbose: bool = False):
+        for name, value in (("min_detection_confidence", min_detection_confidence),
+                            ("min_tracking_confidence", min_tracking_confidence),
+                            ("min_anchor_score", min_anchor_score)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise WsgcnError(f"{name} must be in [0, 1], not {value}")
+        mp = _import_mediapipe()
+        self.static_image_mode = bool(static_image_mode)
+        self.crops = bool(crops)
+        self.min_anchor_score = float(min_anchor_score)
+        self.verbose = bool(verbose)
+        self.last_sources: dict = {}
+        with quiet_native_stderr(not self.verbose):
+            self._holistic = mp.solutions.holistic.Holistic(
+                static_image_mode=self.static_image_mode, model_complexity=1,
+                smooth_landmarks=True, enable_segmentation=False, refine_face_landmarks=False,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence)
+            self._hands = self._face = None
+            if self.crops:
+                self._hands = mp.solutions.hands.Hands(
+                    static_image_mode=True, max_num_hands=1, model_complexity=1,
+                    min_detection_confidence=0.3)
+                self._face = mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=True, max_num_faces=1, refine_landmarks=False,
+                    min_detection_confidence=0.3)
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole-body keypoints of one person.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, upright (in video mode: frames in order, one size).
+
+        Returns:
+            xy: (133, 2) float32 pixels (image frame), NaN where not seen (all NaN if no
+                person was found).
+            score: (133,) float32 in [0, 1], 0 where not seen.
+
+        Raises:
+            ValueError: not an (H, W, 3) uint8 image. RuntimeError: closed.
+        """
+        if self._holistic is None:
+            raise RuntimeError("HolisticDetector is closed")
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
+                             f"{image.dtype}")
+        image = np.ascontiguousarray(image)
+        h, w = image.shape[:2]
+        with quiet_native_stderr(not self.verbose):
+            res = self._holistic.process(image)
+        self.last_sources = {"face": None, "left_hand": None, "right_hand": None}
+        if res.pose_landmarks is None:
+            return assemble_wholebody(np.full((33, 2), np.nan, np.float32),
+                                      np.zeros(33, np.float32))
+        body = _landmarks(res.pose_landmarks, w, h)
+        vis = np.clip([p.visibility for p in res.pose_landmarks.landmark], 0, 1).astype(
+            np.float32)
+        face = _landmarks(res.face_landmarks, w, h)
+        hands = {"left_hand": _landmarks(res.left_hand_landmarks, w, h),
+                 "right_hand": _landmarks(res.right_hand_landmarks, w, h)}
+        for part in ("face", "left_hand", "right_hand"):
+            if (face if part == "face" else hands[part]) is not None:
+                self.last_sources[part] = "holistic"
+        if self.crops:
+            if face is None:
+                face = self._face_from_crop(image, body, vis)
+                self.last_sources["face"] = "crop" if face is not None else None
+            for part, (wr, el, owr) in (("left_hand", (_LWR, _LELB, _RWR)),
+                                        ("right_hand", (_RWR, _RELB, _LWR))):
+                if hands[part] is None:
+                    hands[part] = self._hand_from_crop(image, body, vis, wr, el, owr)
+                    self.last_sources[part] = "crop" if hands[part] is not None else None
+        face_score = float(vis[[_NOSE, _LEYE, _REYE]].mean())
+        return assemble_wholebody(body, vis, face, face_score,
+                                  hands["left_hand"], float(vis[_LWR]),
+                                  hands["right_hand"], float(vis[_RWR]))
+
+    def _hand_from_crop(self, image, body, vis, wr, el, owr):
+        if min(vis[wr], vis[el]) < self.min_anchor_score:
+            return None
+        forearm = body[wr] - body[el]
+        length = float(np.hypot(*forearm))
+        if not np.isfinite(length) or length < 1:
+            return None
+        crop, (x0, y0, s) = _square_crop(image, body[wr] + HAND_CENTRE * forearm,
+                                         HAND_SIDE * length)
+        with quiet_native_stderr(not self.verbose):
+            res = self._hands.process(crop)
+        if not res.multi_hand_landmarks:
+            return None
+        hand = _landmarks(res.multi_hand_landmarks[0], CROP_SIZE, CROP_SIZE) * s + [x0, y0]
+        d_own = np.hypot(*(hand[0] - body[wr]))
+        d_other = np.hypot(*(hand[0] - body[owr]))
+        if d_own > HAND_MAX_WRIST_DIST * max(length, MIN_CROP_PX) or d_own > d_other:
+            return None
+        return hand.astype(np.float32)
+
+    def _face_from_crop(self, image, body, vis):
+        anchors = [i for i in (_NOSE, _LEAR, _REAR) if vis[i] >= self.min_anchor_score]
+        if _NOSE not in anchors:
+            return None
+        nose = body[_NOSE]
+        size = max(np.hypot(*(body[_LEAR] - body[_REAR])),
+                   max(np.hypot(*(body[i] - nose)) for i in (_LEAR, _REAR)),
+                   0.5 * np.hypot(*(body[_LSH] - body[_RSH])))
+        if not np.isfinite(size) or size < 1:
+            return None
+        crop, (x0, y0, s) = _square_crop(image, body[anchors].mean(axis=0), FACE_SIDE * size)
+        with quiet_native_stderr(not self.verbose):
+            res = self._face.process(crop)
+        if not res.multi_face_landmarks:
+            return None
+        face = _landmarks(res.multi_face_landmarks[0], CROP_SIZE, CROP_SIZE) * s + [x0, y0]
+        lo, hi = face.min(axis=0), face.max(axis=0)
+        if not ((lo <= nose) & (nose <= hi)).all():
+            return None
+        return face.astype(np.float32)
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs (idempotent)."""
+        with quiet_native_stderr(not self.verbose):
+            for name in ("_holistic", "_hands", "_face"):
+                model = getattr(self, name, None)
+                if model is not None:
+                    model.close()
+                    setattr(self, name, None)
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __enter__(self) -> "HolisticDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
