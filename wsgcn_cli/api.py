@@ -224,25 +224,26 @@ class _Overlay:
     writer's background thread (``path`` ``.mp4``), or one PNG for a single image, or
     nothing (``path`` None)."""
 
-    def __init__(self, path: Path | None, source, pipe):
+    def __init__(self, path: Path | None, source, pipe, compose=None):
         from wsgcn_cli.io.video import VideoWriter
+        from wsgcn_cli.render.overlay import compose_overlay
 
+        self.compose = compose or compose_overlay  # compose(image, *args, max_height=...) -> RGB
         self.path, self.max_height, self.image, self.writer = path, pipe.max_height, None, None
         if path is not None and source.kind != "image":
             self.writer = VideoWriter(path, source.fps or 25.0,
                                       *_overlay_dims(source.width, source.height, pipe.max_height), nice=10,
                                       queue_size=8)
 
-    def add(self, image, xy, score, pose3d, **world) -> None:
-        """One frame: its image, 2D (17, 2) px and scores, camera-frame 3D (17, 3) m and
-        the world-view arguments (:func:`wsgcn_cli.render.view3d.world_frame_args`, or none)."""
-        from wsgcn_cli.render.overlay import compose_overlay
-
-        args = (image, xy, score, pose3d)
+    def add(self, image, *args, **world) -> None:
+        """One frame: its image and the compose function's arguments -- by default 2D
+        (17, 2) px and scores, camera-frame 3D (17, 3) m and the world-view arguments
+        (:func:`wsgcn_cli.render.view3d.world_frame_args`, or none); for several people,
+        :func:`wsgcn_cli.render.overlay.compose_overlay_people`'s ``people`` list."""
         if self.writer is not None:
-            self.writer.write_rendered(compose_overlay, *args, max_height=self.max_height, **world)
+            self.writer.write_rendered(self.compose, image, *args, max_height=self.max_height, **world)
         elif self.path is not None:
-            self.image = compose_overlay(*args, max_height=self.max_height, **world)
+            self.image = self.compose(image, *args, max_height=self.max_height, **world)
 
     def close(self) -> list[Path]:
         """Finish the file; returns [its path] (or [] without one)."""
@@ -291,8 +292,17 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
          formats=("npz",), keypoints: str | Path | None = None, video: bool = True, refine: bool = False,
          overwrite: bool = False, device: str = "auto", quiet: bool = False, focal: float | None = None,
          fov: float | None = None, smooth: str | None = None, weights: str | Path | None = None,
-         verbose: bool = False) -> dict:
+         verbose: bool = False, people: int | str = 1) -> dict:
     """Lift the person in a video, an image or a folder of images to 3D.
+
+    ``people``: 1 (default): the single-person path below. ``"all"`` or N > 1: everyone
+    in view (at most N), see :func:`_lift_people`: the multi-person detector
+    (:class:`wsgcn_cli.detect.multi_person.BlazePoseMultiDetector`), tracking with
+    persistent IDs (:mod:`wsgcn_cli.tracking`), then per person the same stages after the
+    detector (:meth:`Pipeline.run` with ``whole_clip``); the pose file then has a person
+    axis (:class:`wsgcn_cli.io.posefile.PeoplePoseFile`), BVH / TRC / MOT are written
+    once per person (``<stem>.wsgcn.p<ID>.<fmt>``) and the overlay draws each person in
+    their own colour with their ID.
 
     Builds the pipeline (:class:`wsgcn_cli.pipeline.Pipeline`: detector, or the
     ``keypoints`` file, -> H36M-17 2D -> lifter -> optional refiner), streams the input's
@@ -327,7 +337,9 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     no person in any frame, outputs that exist (without ``overwrite``), an unwritable
     output folder, a pipeline or weights that do not fit, a BVH / TRC / MOT format with a
     pipeline whose world stage is off, ``focal`` <= 0, ``fov``
-    outside (10, 170) or an unknown ``smooth`` (these three before anything is read).
+    outside (10, 170) or an unknown ``smooth`` (these three before anything is read), a
+    ``people`` that is not ``"all"`` or a whole number >= 1, or ``people`` other than 1
+    with a ``keypoints`` file (these two also before anything is read).
     """
     import time
 
@@ -338,6 +350,9 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     from wsgcn_cli.world import check_camera
 
     t0 = time.time()
+    max_people = parse_people(people)
+    if max_people != 1 and keypoints is not None:
+        raise WsgcnError("--people all|N needs the multi-person detector: it cannot read a --keypoints file")
     check_camera(focal, fov)
     if smooth is not None:
         check_kind(smooth)
@@ -354,6 +369,8 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
         _console(quiet).print(f"warning: {warning}")
     if not input_path.exists():
         raise WsgcnError(f"input {input_path} does not exist")
+    if max_people != 1:
+        return _lift_people(input_path, pipe, max_people, out_dir, formats, video, overwrite, quiet, t0)
     with open_frames(input_path) as source, pipe.stream(source, keep_images=False) as results:
         outputs = _outputs(input_path, None if out_dir is None else Path(out_dir), formats, video,
                            source.kind == "image")
@@ -377,6 +394,144 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
                               + ", ".join(str(p) for p in outputs.values()))
     return {"outputs": {k: str(v) for k, v in outputs.items()}, "frames": len(track), "frames_with_pose": found,
             "seconds": time.time() - t0}
+
+
+#: ``--people all``: the multi-person detector looks for at most this many people per frame.
+ALL_PEOPLE = 10
+
+
+def parse_people(people: int | str) -> int:
+    """``lift``'s ``people``: ``"all"`` -> :data:`ALL_PEOPLE`, a whole number >= 1 -> itself.
+    Raises WsgcnError (one line) for anything else."""
+    given, value = people, people
+    if isinstance(people, str):
+        text = people.strip().lower()
+        if text == "all":
+            return ALL_PEOPLE
+        value = int(text) if text.isdigit() else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WsgcnError(f"--people takes all or a whole number >= 1, not {given!r}")
+    return value
+
+
+def detect_people_frames(source, max_people: int, quiet: bool = True, detector=None):
+    """The multi-person detector over every frame of ``source`` (a
+    :class:`wsgcn_cli.io.video.FrameSource`): ``(people, times)``, per frame the list of
+    :class:`~wsgcn_cli.detect.multi_person.Person` (BlazePose-33, pixels) and (T,) frame
+    times in seconds. Video mode (people followed between frames) for a video, image mode
+    for an image or a folder. Raises WsgcnError if the detector cannot be created
+    (mediapipe or a TFLite runtime missing) and the source's errors."""
+    from wsgcn_cli.detect.multi_person import BlazePoseMultiDetector
+
+    det = detector or BlazePoseMultiDetector(max_people=max_people, static_image_mode=source.kind != "video")
+    people, times = [], []
+    try:
+        with progress_bar(f"finding people in {Path(str(source.path)).name}", source.num_frames, quiet) as advance:
+            for frame in source:
+                people.append(det.detect_people(frame.image))
+                times.append(frame.time_s)
+                advance(frame.index + 1)
+    finally:
+        det.close()
+    import numpy as np
+
+    return people, np.asarray(times, np.float64)
+
+
+def _lift_people(input_path: Path, pipe, max_people: int, out_dir, formats, video: bool, overwrite: bool,
+                 quiet: bool, t0: float) -> dict:
+    """:func:`lift` of everyone in view (``people`` ``"all"`` or N > 1).
+
+    Steps: :func:`detect_people_frames`; :func:`wsgcn_cli.tracking.track_people` (tracks
+    seen in fewer than :data:`wsgcn_cli.tracking.DEFAULT_MIN_FRAMES` frames dropped, for a
+    video; at most ``max_people`` tracks kept, those seen in the most frames); per track,
+    its frames first ... last as :class:`~wsgcn_cli.detect.base.Keypoints2D` (NaN where
+    unseen: the 2D stage fills short gaps) through :meth:`Pipeline.run` with
+    ``whole_clip`` (lifter, refiner, smoothing, constant bones, world), spread over the
+    whole clip (:func:`wsgcn_cli.io.posefile.pad_to_clip`). People are ordered by track
+    ID. Returns :func:`lift`'s dict plus ``"people"``: ``{track_id: frames with a 3D pose}``.
+    Raises WsgcnError if nobody is found (or nobody gets a 3D pose)."""
+    import time
+
+    from wsgcn_cli.detect.multi_person import LAYOUT
+    from wsgcn_cli.io import posefile
+    from wsgcn_cli.io.video import open_frames
+    from wsgcn_cli.tracking import DEFAULT_MIN_FRAMES, track_people
+
+    with open_frames(input_path) as source:
+        outputs = _outputs(input_path, None if out_dir is None else Path(out_dir), formats, video,
+                           source.kind == "image")
+        per_person = [f for f in formats if f in posefile.WORLD_FORMATS]
+        with _new_outputs(outputs, overwrite) as written:
+            t_detect = time.time()
+            frames, times = detect_people_frames(source, max_people, quiet)
+            t_detect = time.time() - t_detect
+            fps = 0.0 if source.kind == "image" else source.fps
+            min_frames = min(DEFAULT_MIN_FRAMES, len(frames)) if source.kind == "video" else 1
+            tracks = track_people(frames, fps, min_frames=min_frames)
+            tracks = sorted(sorted(tracks, key=lambda t: -t.num_seen)[:max_people], key=lambda t: t.track_id)
+            people, ids, lifted = [], [], {}
+            for tr in tracks:
+                kp = tr.keypoints(LAYOUT, times, source.width, source.height, fps)
+                track = pipe.run(kp, whole_clip=True)
+                if track.frames_with_pose == 0:
+                    continue
+                pose = pipe.pose_file(track, source.fps, (source.width, source.height), input_path.name)
+                people.append(posefile.pad_to_clip(pose, tr.first, times))
+                ids.append(tr.track_id)
+                lifted[tr.track_id] = track.frames_with_pose
+            if not people:
+                raise WsgcnError(f"no person found in any of the {len(frames)} frame(s) of {input_path}")
+            pose = posefile.PeoplePoseFile(people, ids)
+            for fmt in per_person:  # one file per person: their names are known only now
+                for i in ids:
+                    if posefile.person_path(outputs[fmt], i).exists() and not overwrite:
+                        raise WsgcnError(f"{posefile.person_path(outputs[fmt], i)} exists (use --overwrite to "
+                                         f"replace it)")
+            extra = {}
+            for fmt in formats:
+                paths = posefile.write_people(pose, outputs[fmt], fmt)
+                written += paths
+                if fmt in per_person:
+                    extra.update({f"{fmt}_p{i}": p for i, p in zip(ids, paths)})
+            if video:
+                written += _write_people_overlay(outputs["overlay"], input_path, pose, pipe, quiet)
+    for fmt in per_person:  # the per-person files replace the single one
+        del outputs[fmt]
+    outputs.update(extra)
+    if not quiet:
+        _console(False).print(f"{input_path.name}: {len(people)} people (IDs {', '.join(map(str, ids))}), frames with "
+                              f"a 3D pose {', '.join(str(n) for n in lifted.values())} of {len(frames)} -> "
+                              + ", ".join(str(p) for p in outputs.values()))
+    return {"outputs": {k: str(v) for k, v in outputs.items()}, "frames": len(frames),
+            "frames_with_pose": max(lifted.values()), "people": lifted, "detect_seconds": t_detect,
+            "seconds": time.time() - t0}
+
+
+def _write_people_overlay(path: Path, input_path: Path, pose, pipe, quiet: bool) -> list[Path]:
+    """The overlay of :func:`_lift_people` from the finished pose data (a
+    :class:`wsgcn_cli.io.posefile.PeoplePoseFile`), on a second pass over the input:
+    each person's 2D in their colour with their ID, the 3D panel of the lowest ID in view
+    (:func:`wsgcn_cli.render.overlay.compose_overlay_people`). Returns [path]."""
+    from wsgcn_cli.io.video import open_frames
+    from wsgcn_cli.render.overlay import compose_overlay_people
+
+    kp2, sc, kp3 = pose.stacked("keypoints_2d"), pose.stacked("scores"), pose.stacked("keypoints_3d")
+    ids = [int(i) for i in pose.track_ids]
+    with open_frames(input_path) as source:
+        overlay = _Overlay(path, source, pipe, compose=compose_overlay_people)
+        try:
+            with progress_bar(f"drawing {path.name}", source.num_frames, quiet) as advance:
+                for frame in source:
+                    i = frame.index
+                    if i >= pose.num_frames:
+                        raise WsgcnError(f"{input_path} has more frames than were lifted: did it change?")
+                    overlay.add(frame.image, [(ids[k], kp2[k, i], sc[k, i], kp3[k, i]) for k in range(len(ids))])
+                    advance(i + 1)
+            return overlay.close()
+        except BaseException:
+            overlay.abort()
+            raise
 
 
 def _overlay_dims(width: int, height: int, max_height: int = 720) -> tuple[int, int]:

@@ -55,6 +55,7 @@ def lift(
     smooth: Optional[str] = typer.Option(None, "--smooth", help="Temporal smoothing: none, one-euro (2D, causal) or butterworth (3D, zero phase; the default of the body17 pipelines)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Lifter weights to use instead of the pipeline's (.safetensors, or a shipped name)."),
     verbose: bool = typer.Option(False, "--verbose", help="Let the detector print its native log lines."),
+    people: str = typer.Option("1", "--people", help="1: the most prominent person (default); all or N > 1: everyone in view (at most N), tracked with IDs; the pose file gets a person axis, BVH/TRC/MOT one file per person (<stem>.wsgcn.p<ID>.bvh)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     device: str = Device,
     quiet: bool = Quiet,
@@ -67,10 +68,12 @@ def lift(
     check_camera(focal, fov)  # bad flags fail before the first input is opened
     if smooth is not None:
         check_kind(smooth)
+    n_people = api.parse_people(people)
     for path in inputs:
         api.lift(path, pipeline=pipeline, out_dir=out, formats=formats, keypoints=keypoints,
                  video=video, refine=refine, overwrite=overwrite, device=device, quiet=quiet,
-                 focal=focal, fov=fov, smooth=smooth, weights=weights, verbose=verbose)
+                 focal=focal, fov=fov, smooth=smooth, weights=weights, verbose=verbose,
+                 people="all" if people.strip().lower() == "all" else n_people)
 
 
 @app.command()

@@ -51,6 +51,23 @@ Exports that need the world outputs (:mod:`wsgcn_cli.io.bvh`, :mod:`wsgcn_cli.io
 and ``mot`` (OpenSim storage of the joint angles, degrees).
 
 All writers go through :mod:`wsgcn_cli.io.atomic` (temporary name, then rename).
+
+Several people (``lift --people all|N``, :class:`PeoplePoseFile`): the same keys with a
+person axis first -- ``keypoints_2d`` (P, T, 17, 2), ``scores`` (P, T, 17),
+``keypoints_3d`` (P, T, 17, 3), ``missing`` (P, T) (True outside a person's track too),
+``detector_keypoints`` (P, T, J, 2), ``detector_scores`` (P, T, J), and ``track_id``
+(P,) int32, the tracker's IDs (:mod:`wsgcn_cli.tracking`); ``times``, ``fps``,
+``image_size`` and the names stay as above. With the world outputs: ``root_camera_m``
+(P, T, 3), ``keypoints_3d_world`` (P, T, 17, 3), ``camera_to_world`` (P, 4, 4),
+``foot_contact`` (P, T, 2): each person has their own world frame (floor and origin under
+their first pelvis; the floor is solved per person). The person axis is there even when
+one person was found; a file without ``track_id`` is a single-person file. JSON:
+``meta`` gains ``people`` (P) and ``track_ids``; each frame holds ``people``: a list of
+``{"track_id", "missing", "keypoints_2d", ...}`` for everyone whose track covers the frame.
+CSV: a ``person`` column (the track ID) after ``time_s``, rows only for frames a person's
+track covers. BVH / TRC / MOT hold one skeleton: one file per person,
+``<stem>.wsgcn.p<ID>.<fmt>`` (:func:`person_path`). :func:`read` refuses a multi-person
+file (one line); :func:`read_people` reads it.
 """
 
 from __future__ import annotations
@@ -131,6 +148,95 @@ class PoseFile:
         return self.keypoints_3d_world is not None
 
 
+@dataclass
+class PeoplePoseFile:
+    """Several people's pose data over one clip (see the module docstring).
+
+    Attributes:
+        people: one :class:`PoseFile` per person, each over all T frames of the clip
+            (NaN / ``missing`` outside their track), same ``times``, ``fps``, ``image_size``.
+        track_ids: (P,) the tracker's IDs, one per person, distinct.
+
+    Raises:
+        WsgcnError: (on construction) no person, a different number of IDs, repeated IDs,
+            people with different frame times or image sizes, or some with the world
+            outputs and some without.
+    """
+
+    people: list
+    track_ids: np.ndarray
+
+    def __post_init__(self):
+        self.track_ids = np.asarray(self.track_ids, np.int32).reshape(-1)
+        if not self.people:
+            raise WsgcnError("pose data with a person axis needs at least one person")
+        if len(self.track_ids) != len(self.people) or len(set(self.track_ids.tolist())) != len(self.people):
+            raise WsgcnError(f"{len(self.people)} people need as many distinct track IDs, got "
+                             f"{self.track_ids.tolist()}")
+        first = self.people[0]
+        for q in self.people[1:]:
+            if q.times.shape != first.times.shape or not np.array_equal(q.times, first.times) \
+                    or tuple(q.image_size) != tuple(first.image_size):
+                raise WsgcnError("every person of a pose file must cover the same frames and image size")
+        if len({q.has_world for q in self.people}) > 1:
+            raise WsgcnError("either every person of a pose file has the world outputs or none has")
+
+    @property
+    def num_people(self) -> int:
+        return len(self.people)
+
+    @property
+    def num_frames(self) -> int:
+        return self.people[0].num_frames
+
+    @property
+    def has_world(self) -> bool:
+        return self.people[0].has_world
+
+    def stacked(self, name: str) -> np.ndarray | None:
+        """Attribute ``name`` of every person stacked on a first, person axis (None if absent)."""
+        values = [getattr(q, name) for q in self.people]
+        return None if values[0] is None else np.stack([np.asarray(v) for v in values])
+
+
+def pad_to_clip(p: PoseFile, first: int, times: np.ndarray) -> PoseFile:
+    """``p`` (frames ``first ... first + p.num_frames - 1`` of a clip) spread over the whole
+    clip of ``times`` ((T,) s): NaN coordinates, zero scores, ``missing`` and no foot
+    contact in the frames outside. Raises WsgcnError if it does not fit in the clip."""
+    times = np.asarray(times, np.float64)
+    t, n = len(times), p.num_frames
+    if first < 0 or first + n > t:
+        raise WsgcnError(f"frames {first}..{first + n - 1} do not fit in a clip of {t} frames")
+    span = slice(first, first + n)
+
+    def spread(a, fill, dtype):
+        if a is None:
+            return None
+        a = np.asarray(a)
+        out = np.full((t,) + a.shape[1:], fill, dtype)
+        out[span] = a
+        return out
+
+    nan = np.nan
+    return PoseFile(
+        keypoints_2d=spread(p.keypoints_2d, nan, np.float32), scores=spread(p.scores, 0, np.float32),
+        keypoints_3d=spread(p.keypoints_3d, nan, np.float32), times=times, fps=p.fps, image_size=p.image_size,
+        missing=spread(p.missing, True, bool),
+        detector_keypoints=spread(p.detector_keypoints, nan, np.float32),
+        detector_scores=spread(p.detector_scores, 0, np.float32), detector_layout=p.detector_layout,
+        pipeline=p.pipeline, weights_sha256=p.weights_sha256, source=p.source, extra=dict(p.extra),
+        root_camera_m=spread(p.root_camera_m, nan, np.float32),
+        keypoints_3d_world=spread(p.keypoints_3d_world, nan, np.float32), camera_to_world=p.camera_to_world,
+        foot_contact=spread(p.foot_contact, False, bool), focal_px=p.focal_px)
+
+
+def person_path(path: Path, track_id: int) -> Path:
+    """``video.wsgcn.bvh`` -> ``video.wsgcn.p<ID>.bvh``: a single-skeleton export of one
+    person of a multi-person lift."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.p{int(track_id)}{path.suffix}")
+
+
 def default_path(stem_path: Path, fmt: str) -> Path:
     """``video.mp4`` -> ``video.wsgcn.<fmt>`` in the same folder."""
     return stem_path.with_name(f"{stem_path.stem}.wsgcn.{fmt}")
@@ -159,6 +265,10 @@ def write(p: PoseFile, path: str | Path, fmt: str | None = None) -> Path:
     """Write ``p`` to ``path`` in ``fmt`` (one of :data:`FORMATS`; default: from the
     suffix), atomically.
 
+    ``p`` may be a :class:`PeoplePoseFile`: npz / json / csv then carry the person axis
+    (module docstring) and bvh / trc / mot are written once per person, to
+    :func:`person_path`; the first of those paths is returned (see :func:`write_people`).
+
     ``bvh``, ``trc`` and ``mot`` are made from ``keypoints_3d_world``; a single image
     (``fps`` 0) is written at 1 frame per second.
 
@@ -168,6 +278,8 @@ def write(p: PoseFile, path: str | Path, fmt: str | None = None) -> Path:
     """
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
+    if isinstance(p, PeoplePoseFile):
+        return _write_people(p, path, fmt)
     if fmt in WORLD_FORMATS and not p.has_world:
         raise WsgcnError(f"--format {fmt} needs the world outputs (keypoints_3d_world), which this pose "
                          f"data lacks: run a pipeline with the world stage")
@@ -193,6 +305,115 @@ def write(p: PoseFile, path: str | Path, fmt: str | None = None) -> Path:
     else:
         raise WsgcnError(f"unknown pose file format {fmt!r}; use one of {', '.join(FORMATS)}")
     return path
+
+
+def write_people(p: PeoplePoseFile, path: str | Path, fmt: str | None = None) -> list[Path]:
+    """Write several people's pose data: ``[path]`` for npz / json / csv (one file with a
+    person axis or column), or one file per person (:func:`person_path`) for bvh / trc /
+    mot. Atomic per file. Raises WsgcnError like :func:`write`."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".")
+    if fmt in WORLD_FORMATS:
+        return [write(q, person_path(path, i), fmt) for q, i in zip(p.people, p.track_ids)]
+    _write_people(p, path, fmt)
+    return [path]
+
+
+def _write_people(p: PeoplePoseFile, path: Path, fmt: str) -> Path:
+    if fmt in WORLD_FORMATS:
+        return write_people(p, path, fmt)[0]
+    if fmt == "npz":
+        _write_people_npz(p, path)
+    elif fmt == "json":
+        _write_people_json(p, path)
+    elif fmt == "csv":
+        _write_people_csv(p, path)
+    else:
+        raise WsgcnError(f"unknown pose file format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return path
+
+
+def _people_meta(p: PeoplePoseFile) -> dict:
+    meta = _meta(p.people[0])
+    meta.pop("camera_to_world", None)
+    meta.update(people=p.num_people, track_ids=p.track_ids.tolist())
+    if p.has_world:
+        meta["camera_to_world"] = [np.asarray(q.camera_to_world).round(9).tolist() for q in p.people]
+        meta["world_frame"] = "per person: " + meta["world_frame"]
+    return meta
+
+
+def _write_people_npz(p: PeoplePoseFile, path: Path):
+    q0 = p.people[0]
+    meta = _meta(q0)
+    arrays = {
+        "keypoints_2d": p.stacked("keypoints_2d"), "scores": p.stacked("scores"),
+        "keypoints_3d": p.stacked("keypoints_3d"), "missing": p.stacked("missing"), "track_id": p.track_ids,
+        "times": q0.times, "fps": np.float64(q0.fps), "image_size": np.asarray(q0.image_size, np.int32),
+        "joint_names": np.array(H36M17.joint_names), "parents": np.array(H36M17.parents, np.int32),
+        "layout": np.array("h36m17"), "pipeline": np.array(q0.pipeline),
+        "weights_sha256": np.array(q0.weights_sha256), "source": np.array(q0.source),
+        "wsgcn_version": np.array(meta["wsgcn_version"]), "detector_layout": np.array(q0.detector_layout),
+    }
+    if q0.detector_keypoints is not None:
+        arrays["detector_keypoints"] = p.stacked("detector_keypoints").astype(np.float32)
+        arrays["detector_scores"] = p.stacked("detector_scores").astype(np.float32)
+    for name, _, _ in WORLD_KEYS:
+        if getattr(q0, name) is not None:
+            arrays[name] = p.stacked(name)
+    if q0.focal_px is not None:
+        arrays["focal_px"] = np.float64(q0.focal_px)
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def _write_people_json(p: PeoplePoseFile, path: Path):
+    q0 = p.people[0]
+    frames = []
+    for i in range(p.num_frames):
+        people = []
+        for q, tid in zip(p.people, p.track_ids):
+            if not np.isfinite(q.keypoints_2d[i]).any() and q.missing[i]:
+                continue  # outside this person's track
+            people.append({
+                "track_id": int(tid), "missing": bool(q.missing[i]),
+                "keypoints_2d": _nan_to_none(q.keypoints_2d[i]), "scores": _nan_to_none(q.scores[i]),
+                "keypoints_3d": _nan_to_none(q.keypoints_3d[i]),
+                **({"root_camera_m": _nan_to_none(q.root_camera_m[i]),
+                    "keypoints_3d_world": _nan_to_none(q.keypoints_3d_world[i]),
+                    "foot_contact": [bool(v) for v in q.foot_contact[i]]} if q.has_world else {})})
+        frames.append({"index": i, "time_s": float(q0.times[i]), "people": people})
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump({"meta": _people_meta(p), "frames": frames}, f)
+
+
+def _write_people_csv(p: PeoplePoseFile, path: Path):
+    header = ["frame", "time_s", "person", "joint", "name", "x_px", "y_px", "score", "x_m", "y_m", "z_m"]
+    if p.has_world:
+        from wsgcn_cli.angles import joint_angles
+
+        tables = []
+        for q in p.people:
+            angles = joint_angles(q.keypoints_3d_world)
+            tables.append(np.stack(list(angles.values()), axis=1))
+        header += ["xw_m", "yw_m", "zw_m"] + [f"{k}_deg" for k in angles]
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for i in range(p.num_frames):
+            t = f"{p.people[0].times[i]:.6f}"
+            for k, (q, tid) in enumerate(zip(p.people, p.track_ids)):
+                if not np.isfinite(q.keypoints_2d[i]).any() and q.missing[i]:
+                    continue  # outside this person's track
+                frame_angles = [_cell(v) for v in tables[k][i]] if p.has_world else []
+                for j, name in enumerate(H36M17.joint_names):
+                    x, y = q.keypoints_2d[i, j]
+                    X, Y, Z = q.keypoints_3d[i, j]
+                    row = [i, t, int(tid), j, name, _cell(x), _cell(y), _cell(q.scores[i, j]), _cell(X), _cell(Y),
+                           _cell(Z)]
+                    if p.has_world:
+                        row += [_cell(v) for v in q.keypoints_3d_world[i, j]] + frame_angles
+                    w.writerow(row)
 
 
 def _write_npz(p: PoseFile, path: Path):
@@ -279,10 +500,24 @@ def read(path: str | Path) -> PoseFile:
         raise WsgcnError(f"{path} is not a wsgcn pose file: it lacks {', '.join(sorted(need - keys))}")
     if "layout" in keys and str(z["layout"]) != "h36m17":
         raise WsgcnError(f"{path} holds layout {str(z['layout'])!r}, expected 'h36m17'")
-    opt = lambda k: z[k] if k in keys else None  # noqa: E731
+    if "track_id" in keys:
+        raise WsgcnError(f"{path} holds {len(z['track_id'])} tracked people (lift --people): read it with "
+                         f"wsgcn_cli.io.posefile.read_people")
+    return _pose_file(z, keys)
+
+
+def _pose_file(z, keys, person: int | None = None) -> PoseFile:
+    """One PoseFile from an npz's arrays; with ``person``, that row of the person axis."""
+    per = {"keypoints_2d", "scores", "keypoints_3d", "missing", "detector_keypoints", "detector_scores",
+           "root_camera_m", "keypoints_3d_world", "camera_to_world", "foot_contact"}
+
+    def opt(k):
+        if k not in keys:
+            return None
+        return z[k][person] if person is not None and k in per else z[k]
     return PoseFile(
-        keypoints_2d=z["keypoints_2d"], scores=z["scores"], keypoints_3d=z["keypoints_3d"], times=z["times"],
-        fps=float(z["fps"]), image_size=tuple(int(v) for v in z["image_size"]), missing=opt("missing"),
+        keypoints_2d=opt("keypoints_2d"), scores=opt("scores"), keypoints_3d=opt("keypoints_3d"),
+        times=z["times"], fps=float(z["fps"]), image_size=tuple(int(v) for v in z["image_size"]), missing=opt("missing"),
         detector_keypoints=opt("detector_keypoints"), detector_scores=opt("detector_scores"),
         detector_layout=str(z["detector_layout"]) if "detector_layout" in keys else "",
         pipeline=str(z["pipeline"]) if "pipeline" in keys else "",
@@ -291,3 +526,21 @@ def read(path: str | Path) -> PoseFile:
         focal_px=float(z["focal_px"]) if "focal_px" in keys else None,
         **{name: opt(name) for name, _, _ in WORLD_KEYS},
     )
+
+
+def read_people(path: str | Path) -> PeoplePoseFile:
+    """Read a multi-person ``.wsgcn.npz`` (``lift --people all|N``); raises WsgcnError if
+    missing, not one of ours, or a single-person file (use :func:`read`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WsgcnError(f"pose file not found: {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+        keys = set(z.files)
+    except (OSError, ValueError) as e:
+        raise WsgcnError(f"{path} is not a pose file (.wsgcn.npz): {e}")
+    need = {"keypoints_2d", "scores", "keypoints_3d", "times", "fps", "image_size", "track_id"}
+    if not need <= keys:
+        raise WsgcnError(f"{path} is not a multi-person wsgcn pose file: it lacks {', '.join(sorted(need - keys))}")
+    ids = z["track_id"]
+    return PeoplePoseFile([_pose_file(z, keys, k) for k in range(len(ids))], ids)

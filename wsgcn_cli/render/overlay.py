@@ -23,7 +23,8 @@ MAX_HEIGHT = 720
 
 def draw_skeleton_2d(image: np.ndarray, xy: np.ndarray, score: np.ndarray | None,
                      skeleton: Skeleton = H36M17, min_score: float = 0.3, *,
-                     thickness: int | None = None) -> np.ndarray:
+                     thickness: int | None = None, color: tuple | None = None,
+                     label: str | None = None) -> np.ndarray:
     """Draw bones and keypoints on ``image`` in place, and return it.
 
     Args:
@@ -33,6 +34,11 @@ def draw_skeleton_2d(image: np.ndarray, xy: np.ndarray, score: np.ndarray | None
             (and bones touching them).
         skeleton: layout of ``xy`` (bones from ``skeleton.edges``).
         thickness: line width in pixels; default scales with the image size.
+        color: one (R, G, B) colour for every bone and keypoint (several people, see
+            :func:`person_color`); default None: :mod:`wsgcn_cli.render.style`'s left /
+            right / centre colours.
+        label: text written above the skeleton's highest keypoint (e.g. a track ID),
+            in ``color`` (white by default).
 
     Returns:
         ``image``.
@@ -49,16 +55,36 @@ def draw_skeleton_2d(image: np.ndarray, xy: np.ndarray, score: np.ndarray | None
     # Keypoints far outside the image would overflow OpenCV's fixed-point coordinates.
     px = np.round(np.clip(np.where(ok[:, None], xy, 0.0), -4 * max(h, w), 5 * max(h, w))
                   * _ONE).astype(np.int32)
-    colors = edge_colors(skeleton)
+    colors = edge_colors(skeleton) if color is None else [tuple(color)] * len(skeleton.edges)
     for i, (a, b) in enumerate(skeleton.edges):
         if ok[a] and ok[b]:
             cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thickness, cv2.LINE_AA,
                      _SHIFT)
-    jcolors = joint_colors(skeleton)
+    jcolors = joint_colors(skeleton) if color is None else [tuple(color)] * skeleton.num_joints
     for j in np.flatnonzero(ok):
         cv2.circle(image, tuple(px[j]), (thickness + 1) * _ONE, jcolors[j], -1, cv2.LINE_AA,
                    _SHIFT)
+    if label:
+        top = int(np.argmin(np.where(ok, xy[:, 1], np.inf)))
+        scale = max(0.5, min(h, w) / 900)
+        org = (int(np.clip(xy[top, 0], 0, w - 1)) - int(12 * scale),
+               int(np.clip(xy[top, 1] - 12 * scale, 14 * scale, h - 1)))
+        cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                    thickness + 2, cv2.LINE_AA)
+        cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    tuple(color) if color is not None else (255, 255, 255), thickness, cv2.LINE_AA)
     return image
+
+
+#: Colours (RGB) of people by track ID (cycled): distinct from each other and from the
+#: single-person left / right / centre colours' meaning.
+PERSON_COLORS = ((0, 200, 255), (255, 120, 0), (120, 255, 0), (255, 0, 200), (255, 255, 255),
+                 (160, 80, 255), (0, 255, 160), (255, 210, 0))
+
+
+def person_color(track_id: int) -> tuple[int, int, int]:
+    """The colour (R, G, B) of the person with ``track_id`` in a multi-person overlay."""
+    return PERSON_COLORS[int(track_id) % len(PERSON_COLORS)]
 
 
 def _even(n: float) -> int:
@@ -124,4 +150,39 @@ def compose_overlay(frame: np.ndarray, xy: np.ndarray | None, score: np.ndarray 
     render_3d_panel(pose3d, skeleton_3d, (panel, out_h), azimuth=azimuth, elevation=elevation,
                     extent=extent, ground_y=ground_y, out=canvas[:, out_w:], world=world,
                     world_view=world_view, trail=trail, contact=contact)
+    return canvas
+
+
+def compose_overlay_people(frame: np.ndarray, people, *, skeleton_2d: Skeleton = H36M17,
+                           min_score: float = 0.3, max_height: int = MAX_HEIGHT) -> np.ndarray:
+    """The video frame with several people's 2D skeletons, each in its own colour
+    (:func:`person_color`) with its ID, beside the 3D panel of one of them.
+
+    Args:
+        frame: (H, W, 3) uint8 RGB video frame (not modified).
+        people: ``[(track_id, xy (J, 2) px, score (J,), pose3d (17, 3) m camera frame), ...]``
+            of the people in this frame (NaN / None where not found); the 3D panel shows
+            the first of them with a 3D pose, labelled with its ID in its colour (the
+            camera view only: the world view is single-person).
+        min_score, max_height: as :func:`compose_overlay`.
+
+    Returns:
+        the same layout and size as :func:`compose_overlay`.
+    """
+    shown = next((p for p in people if p[3] is not None and np.isfinite(p[3]).all()), None)
+    canvas = compose_overlay(frame, None, None, None if shown is None else shown[3], max_height=max_height)
+    height, width = frame.shape[:2]
+    out_w, out_h, _ = overlay_size(width, height, max_height)
+    left = canvas[:, :out_w]
+    scale = np.array([out_w / width, out_h / height])
+    for track_id, xy, score, _ in people:
+        if xy is not None:
+            draw_skeleton_2d(left, np.asarray(xy) * scale, score, skeleton_2d, min_score,
+                             color=person_color(track_id), label=str(int(track_id)))
+    if shown is not None:
+        s, text = max(0.5, out_h / 900), f"ID {int(shown[0])}"
+        thick = max(1, int(2 * s))
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s, thick)
+        cv2.putText(canvas, text, (canvas.shape[1] - tw - int(10 * s), th + int(10 * s)),
+                    cv2.FONT_HERSHEY_SIMPLEX, s, person_color(shown[0]), thick, cv2.LINE_AA)
     return canvas
