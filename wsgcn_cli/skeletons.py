@@ -145,6 +145,24 @@ COCO17 = Skeleton(
 )
 
 
+#: iBUG 300-W mirror partner of each of the 68 face points (the subject's left <-> right),
+#: 0-based in the face's own order (COCO-WholeBody keypoint 23 + i).
+FACE68_FLIP = tuple(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
+    + list(range(35, 30, -1)) + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + list(range(54, 47, -1)) + list(range(59, 54, -1)) + [64, 63, 62, 61, 60, 67, 66, 65]
+)
+
+#: The subject's right-side face points of the 68 (their mirror partners are the left).
+FACE68_RIGHT = (0, 1, 2, 3, 4, 5, 6, 7, 17, 18, 19, 20, 21, 31, 32, 36, 37, 38, 39, 40, 41,
+                48, 49, 50, 59, 58, 60, 61, 67)
+
+#: Face contour chains of the 68 points (jaw, brows, nose bridge, nostrils), and closed
+#: loops (eyes, outer and inner lips), for drawing.
+FACE68_CHAINS = ((0, 17), (17, 22), (22, 27), (27, 31), (31, 36))
+FACE68_LOOPS = ((36, 42), (42, 48), (48, 60), (60, 68))
+
+
 def _wholebody133() -> Skeleton:
     names = list(COCO17.joint_names)
     names += ["left_big_toe", "left_small_toe", "left_heel",
@@ -160,8 +178,14 @@ def _wholebody133() -> Skeleton:
             chain = [base] + [base + 1 + 4 * finger + k for k in range(4)]
             edges += list(zip(chain[:-1], chain[1:]))
     edges += [(9, 91), (10, 112)]
-    left = list(COCO17.left) + [17, 18, 19] + list(range(91, 112))
-    right = list(COCO17.right) + [20, 21, 22] + list(range(112, 133))
+    for lo, hi in FACE68_CHAINS:
+        edges += [(23 + i, 24 + i) for i in range(lo, hi - 1)]
+    for lo, hi in FACE68_LOOPS:
+        edges += [(23 + i, 24 + i) for i in range(lo, hi - 1)] + [(23 + hi - 1, 23 + lo)]
+    left = list(COCO17.left) + [17, 18, 19] + list(range(91, 112)) \
+        + [23 + FACE68_FLIP[i] for i in FACE68_RIGHT]
+    right = list(COCO17.right) + [20, 21, 22] + list(range(112, 133)) \
+        + [23 + i for i in FACE68_RIGHT]
     return Skeleton("coco_wholebody133", tuple(names), tuple(edges), tuple(left), tuple(right))
 
 

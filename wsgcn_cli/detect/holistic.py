@@ -40,10 +40,12 @@ is imported when a detector is created. Nothing is downloaded: every model is in
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 
 from wsgcn_cli.detect.mediapipe_pose import _import_mediapipe, quiet_native_stderr
+from wsgcn_cli.detect.multi_person import _crop, _mediapipe_dir, _Model, _sigmoid
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.pose2d.wholebody import assemble_wholebody
 
@@ -59,9 +61,18 @@ HAND_MAX_WRIST_DIST = 0.5
 #: Face crop side = FACE_SIDE x the head size (see the module docstring).
 FACE_SIDE = 3.0
 
+#: Hand ROI for the landmark model alone: side = HAND_ROI_SCALE x |wrist - middle finger|.
+HAND_ROI_SCALE = 4.0
+#: Face ROI for the landmark model alone: side = FACE_ROI_SCALE x the head size.
+FACE_ROI_SCALE = 1.6
+#: Presence (in [0, 1]) the landmark models must give on an ROI for the part to be kept.
+MIN_ROI_PRESENCE = 0.5
+
 # BlazePose indices
 _NOSE, _LEYE, _REYE, _LEAR, _REAR = 0, 2, 5, 7, 8
+_LMOUTH, _RMOUTH = 9, 10
 _LSH, _RSH, _LELB, _RELB, _LWR, _RWR = 11, 12, 13, 14, 15, 16
+_LPINKY, _RPINKY, _LINDEX, _RINDEX = 17, 18, 19, 20
 
 
 def _landmarks(landmark_list, width: int, height: int) -> np.ndarray | None:
@@ -126,8 +137,11 @@ class HolisticDetector:
                 smooth_landmarks=True, enable_segmentation=False, refine_face_landmarks=False,
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=min_tracking_confidence)
-            self._hands = self._face = None
+            self._hands = self._face = self._hand_roi = self._face_roi = None
             if self.crops:
+                modules = _mediapipe_dir() / "modules"
+                self._hand_roi = _Model(modules / "hand_landmark" / "hand_landmark_full.tflite", 1)
+                self._face_roi = _Model(modules / "face_landmark" / "face_landmark.tflite", 1)
                 self._hands = mp.solutions.hands.Hands(
                     static_image_mode=True, max_num_hands=1, model_complexity=1,
                     min_detection_confidence=0.3)
@@ -171,19 +185,74 @@ class HolisticDetector:
         for part in ("face", "left_hand", "right_hand"):
             if (face if part == "face" else hands[part]) is not None:
                 self.last_sources[part] = "holistic"
+        scores = {"face": float(vis[[_NOSE, _LEYE, _REYE]].mean()),
+                  "left_hand": float(vis[_LWR]), "right_hand": float(vis[_RWR])}
         if self.crops:
             if face is None:
-                face = self._face_from_crop(image, body, vis)
-                self.last_sources["face"] = "crop" if face is not None else None
-            for part, (wr, el, owr) in (("left_hand", (_LWR, _LELB, _RWR)),
-                                        ("right_hand", (_RWR, _RELB, _LWR))):
+                face, presence = self._face_from_roi(image, body, vis)
+                if face is not None:
+                    self.last_sources["face"], scores["face"] = "roi", presence
+                else:
+                    face = self._face_from_crop(image, body, vis)
+                    self.last_sources["face"] = "crop" if face is not None else None
+            for part, (wr, el, owr, pk, ix) in (
+                    ("left_hand", (_LWR, _LELB, _RWR, _LPINKY, _LINDEX)),
+                    ("right_hand", (_RWR, _RELB, _LWR, _RPINKY, _RINDEX))):
                 if hands[part] is None:
-                    hands[part] = self._hand_from_crop(image, body, vis, wr, el, owr)
-                    self.last_sources[part] = "crop" if hands[part] is not None else None
-        face_score = float(vis[[_NOSE, _LEYE, _REYE]].mean())
-        return assemble_wholebody(body, vis, face, face_score,
-                                  hands["left_hand"], float(vis[_LWR]),
-                                  hands["right_hand"], float(vis[_RWR]))
+                    hand, presence = self._hand_from_roi(image, body, vis, wr, pk, ix, owr)
+                    if hand is not None:
+                        hands[part] = hand
+                        self.last_sources[part], scores[part] = "roi", presence
+                    else:
+                        hands[part] = self._hand_from_crop(image, body, vis, wr, el, owr)
+                        self.last_sources[part] = "crop" if hands[part] is not None else None
+        return assemble_wholebody(body, vis, face, scores["face"],
+                                  hands["left_hand"], scores["left_hand"],
+                                  hands["right_hand"], scores["right_hand"])
+
+    def _run_roi(self, model, image, roi, size, names):
+        """Landmarks of ``model`` on the rotated square ``roi`` (cx, cy, side, angle):
+        (N, 2) pixels of ``image`` and the model's raw presence output."""
+        tensor = _crop(image, roi, (size, size), (0.0, 1.0), True)
+        landmarks, presence = model(tensor, names)
+        lm = landmarks.reshape(-1, 3)[:, :2] / size
+        cx, cy, side, angle = roi
+        c, s = math.cos(angle), math.sin(angle)
+        pts = np.array([cx, cy]) + side * (lm - 0.5) @ np.array([[c, -s], [s, c]]).T
+        return pts.astype(np.float32), float(presence.ravel()[0])
+
+    def _hand_from_roi(self, image, body, vis, wr, pk, ix, owr):
+        if min(vis[wr], vis[pk], vis[ix]) < self.min_anchor_score:
+            return None, 0.0
+        middle = (2 * body[ix] + body[pk]) / 3  # MediaPipe's middle-finger estimate
+        d = middle - body[wr]
+        length = float(np.hypot(*d))
+        if not np.isfinite(length) or length < 1:
+            return None, 0.0
+        roi = (middle[0], middle[1], max(HAND_ROI_SCALE * length, MIN_CROP_PX),
+               math.atan2(d[0], -d[1]))
+        hand, presence = self._run_roi(self._hand_roi, image, roi, 224,
+                                       ["Identity", "Identity_1"])
+        if presence < MIN_ROI_PRESENCE or \
+                np.hypot(*(hand[0] - body[wr])) > np.hypot(*(hand[0] - body[owr])):
+            return None, 0.0
+        return hand, presence
+
+    def _face_from_roi(self, image, body, vis):
+        if vis[[_NOSE, _LEYE, _REYE, _LMOUTH, _RMOUTH]].min() < self.min_anchor_score:
+            return None, 0.0
+        eyes = body[_LEYE] - body[_REYE]
+        size = max(np.hypot(*(body[_LEAR] - body[_REAR])), 2.5 * np.hypot(*eyes))
+        if not np.isfinite(size) or size < 1:
+            return None, 0.0
+        centre = body[[_LEYE, _REYE, _LMOUTH, _RMOUTH]].mean(axis=0)
+        roi = (centre[0], centre[1], max(FACE_ROI_SCALE * size, MIN_CROP_PX),
+               math.atan2(eyes[1], eyes[0]))
+        face, logit = self._run_roi(self._face_roi, image, roi, 192, ["conv2d_21", "conv2d_31"])
+        presence = float(_sigmoid(logit))
+        if presence < MIN_ROI_PRESENCE:
+            return None, 0.0
+        return face, presence
 
     def _hand_from_crop(self, image, body, vis, wr, el, owr):
         if min(vis[wr], vis[el]) < self.min_anchor_score:
@@ -234,6 +303,7 @@ class HolisticDetector:
                 if model is not None:
                     model.close()
                     setattr(self, name, None)
+        self._hand_roi = self._face_roi = None
 
     def __del__(self):
         with contextlib.suppress(Exception):

@@ -62,6 +62,7 @@ import numpy as np
 
 from wsgcn_cli.detect.base import Keypoints2D
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.skeletons import FACE68_FLIP  # noqa: F401  (the face's mirror pairs)
 
 NUM_KEYPOINTS = 133
 
@@ -105,13 +106,6 @@ FACE68_FROM_MESH468 = (
     61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
     # inner lip 60-67
     78, 82, 13, 312, 308, 317, 14, 87,
-)
-
-#: iBUG 300-W mirror partner of each of the 68 face points (subject's left <-> right).
-FACE68_FLIP = tuple(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-    + list(range(35, 30, -1)) + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + list(range(54, 47, -1)) + list(range(59, 54, -1)) + [64, 63, 62, 61, 60, 67, 66, 65]
 )
 
 #: MediaPipe hand landmark of each COCO-WholeBody hand keypoint: the identity.
