@@ -54,7 +54,8 @@ def _run(detector, images):
         "frames": len(images), "frames_with_body": int(body.sum()),
         "found": {p: int(found[p].sum()) for p in PARTS},
         "recall": {p: round(float(found[p].sum() / max(body.sum(), 1)), 3) for p in PARTS},
-        "source_counts": {p: {k: int(sum(s[p] == k for s in sources)) for k in ("holistic", "roi", "crop")} for p in PARTS},
+        "source_counts": {p: {k: int(sum(s[p] == k for s in sources))
+                              for k in ("holistic", "roi", "crop")} for p in PARTS},
         # first frame excluded from the mean: graph start-up
         "ms_per_frame": round(float(np.mean(ms[1:] if len(ms) > 1 else ms)), 1),
     }

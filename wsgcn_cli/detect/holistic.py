@@ -8,8 +8,24 @@
    BlazePose-33 body, and the 468-vertex face mesh and the 21-landmark hands when its
    own ROIs (made from the body) pass its thresholds. Holistic's ``left_hand`` is the
    person's left hand (it is attached to BlazePose's left wrist); checked by the tests.
-2. **Crops** (``crops=True``), for each part Holistic missed whose body anchors are seen
-   (visibility >= ``min_anchor_score``): an axis-aligned square crop around the part,
+2. **ROIs** (``crops=True``), for each part Holistic missed whose body anchors are seen
+   (BlazePose visibility >= ``min_anchor_score``): the wheel's landmark model alone
+   (``hand_landmark_full.tflite`` 224 px, ``face_landmark.tflite`` 192 px, run with LiteRT
+   as in :mod:`wsgcn_cli.detect.multi_person`) on a rotated square placed from the body,
+   kept if the model's presence is >= :data:`MIN_ROI_PRESENCE`:
+
+   * hand: MediaPipe's own recipe for hands from the pose (Holistic's
+     ``HandDetectionsFromPoseToRectsCalculator``): middle finger estimated as
+     ``(2 index + pinky) / 3``, the square centred there, turned so that wrist -> middle
+     finger points up, side ``HAND_ROI_SCALE`` x |wrist - middle finger| (MediaPipe: 2,
+     then x 2.7 in Holistic, = 5.4, followed by its ``hand_recrop`` model; on the Sports2D
+     clip, the landmark model alone found a hand in 24 / 37 frames (left / right) with
+     4.0, in 7 / 12 with 5.4, presence >= 0.5). The hand is kept only if its wrist is
+     nearer to this side's body wrist than to the other's;
+   * face: centred at the mean of the eyes and mouth corners, turned by the eye line,
+     side ``FACE_ROI_SCALE`` x max(ear-to-ear, 2.5 x eye-to-eye distance).
+
+3. **Crops**, for what is still missing: an axis-aligned square crop around the part,
    resized to :data:`CROP_SIZE` pixels, run through the wheel's palm detector + hand
    landmark model (``solutions.hands.Hands``, image mode, one hand) or face detector +
    face mesh (``solutions.face_mesh.FaceMesh``, image mode, one face):
@@ -23,17 +39,20 @@
      largest of the ear-to-ear, nose-to-ear and (x 0.5) shoulder-to-shoulder distances.
      The face found is kept only if its box contains the body's nose.
 
-3. **Mapping** to the 133 keypoints: :func:`wsgcn_cli.pose2d.wholebody.assemble_wholebody`
+4. **Mapping** to the 133 keypoints: :func:`wsgcn_cli.pose2d.wholebody.assemble_wholebody`
    (tables and sources there). Scores: body and feet, BlazePose visibility (small toes:
-   estimated, half score); face, the mean visibility of BlazePose's nose and eyes; each
-   hand, its BlazePose wrist's visibility (neither Holistic nor the solutions' face mesh
-   gives a per-landmark or presence score). A part not seen is NaN with score 0.
+   estimated, half score); a face or hand from an ROI, the model's presence; otherwise
+   (Holistic and the crops give no score) the mean visibility of BlazePose's nose and
+   eyes for the face and the wrist's visibility for a hand. A part not seen is NaN with
+   score 0. Per part, one landmark model run is the unit: no per-landmark confidence.
 
 Recall and speed (``benchmarks/wholebody_2d.py`` -> ``benchmarks/results/wholebody_2d.json``)
 are in the README ("Whole body (2D, in progress)").
 
 Video (``static_image_mode=False``) tracks the body and Holistic's parts from frame to
-frame (frames in order, one size); the crops are always run as single images. mediapipe
+frame (frames in order, one size); ROIs and crops are always run as single images.
+MediaPipe's hand models are trained on bare hands: gloved hands (skiers, a batter in the
+COCO images) get a presence below 0.01 and are not found. mediapipe
 is imported when a detector is created. Nothing is downloaded: every model is in the wheel.
 """
 
@@ -100,8 +119,8 @@ class HolisticDetector:
 
     Args:
         static_image_mode: True for unrelated images, False for video (tracking).
-        crops: run the hand and face models on crops placed from the body for the parts
-            Holistic missed (module docstring). False: Holistic alone.
+        crops: run the hand and face models on ROIs and crops placed from the body for
+            the parts Holistic missed (module docstring). False: Holistic alone.
         min_detection_confidence, min_tracking_confidence: Holistic's thresholds in [0, 1].
         min_anchor_score: BlazePose visibility the anchors of a crop need, in [0, 1].
         verbose: let MediaPipe's native log lines through.
@@ -109,10 +128,11 @@ class HolisticDetector:
     Attributes:
         layout: ``"coco_wholebody133"``.
         last_sources: after each :meth:`detect`, where each part came from:
-            ``{"face"|"left_hand"|"right_hand": "holistic" | "crop" | None}``.
+            ``{"face"|"left_hand"|"right_hand": "holistic" | "roi" | "crop" | None}``.
 
     Raises:
-        WsgcnError: mediapipe missing or an option out of range.
+        WsgcnError: mediapipe (or, with ``crops``, ai-edge-litert) missing, or an option
+            out of range.
     """
 
     layout = "coco_wholebody133"

@@ -34,23 +34,25 @@ Face 23-90 (:data:`FACE68_FROM_MESH468`)
     frontal view). Each is one vertex of MediaPipe's 468-vertex face mesh. The table is
     the correspondence in wide public use (e.g. LatentSync 1.5, ByteDance, Apache-2.0:
     ``LM68_FROM_MP478``; the same list appears in several face-swap and lip-sync tools),
-    checked here: :func:`tests.test_wholebody_2d` runs the face mesh on real faces and
+    checked here: ``tests/test_wholebody_2d.py`` runs the face mesh on real faces and
     checks the ordering (jaw runs right-to-left with the chin lowest, brows above eyes,
     eyes above the nose tip above the mouth, mouth corners outside the inner lip), the
     left/right symmetry (every point and its 300-W mirror partner lie on opposite sides of
     the nose line at similar distances) and the error against COCO-WholeBody's
-    hand-labelled faces (``benchmarks/wholebody_2d.py``). The mesh has no vertex on the
-    300-W jaw contour below the ear lobe exactly: jaw points 0/16 (162/389) sit at the
-    top of the ear, slightly higher than 300-W's, as in the published table.
-    Face score: the face model's presence when run on a crop; Holistic's face has no
-    score, so it gets the mean visibility of the BlazePose nose and eyes.
+    hand-labelled faces (``benchmarks/wholebody_2d.py``). Known bias of the table: jaw
+    points 0/16 (vertices 162/389) sit at the temples, about level with the brows, higher
+    than 300-W's (at the top of the ear); seen on the astronaut image.
+    Face score: the face landmark model's presence when it was run on an ROI placed from
+    the body (:mod:`wsgcn_cli.detect.holistic`); otherwise (Holistic's face, or the face
+    mesh on a crop: neither gives a score) the mean visibility of BlazePose's nose and eyes.
 
 Hands 91-111 (left), 112-132 (right) (:data:`HAND21_FROM_MEDIAPIPE`)
     MediaPipe's 21 hand landmarks are in COCO-WholeBody's order already: wrist 0, thumb
     CMC/MCP/IP/tip 1-4, index MCP/PIP/DIP/tip 5-8, middle 9-12, ring 13-16, pinky 17-20
     (COCO-WholeBody: wrist, thumb1-4, forefinger1-4, middle_finger1-4, ring_finger1-4,
     pinky_finger1-4, root to tip). So the table is the identity. Hand score: the hand
-    model's presence (on a crop), or the BlazePose wrist visibility for Holistic's hands.
+    model's presence when run on an ROI, else (Holistic's hands, palm detector +
+    hand model on a crop) the BlazePose wrist's visibility.
 
 Gaps: :func:`fill_wholebody_gaps` fills short runs of missing keypoints over time with
 :func:`wsgcn_cli.pose2d.gaps.fill_gaps` (the body's gap filler), per keypoint.
