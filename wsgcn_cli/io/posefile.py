@@ -279,7 +279,7 @@ def write(p: PoseFile, path: str | Path, fmt: str | None = None) -> Path:
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
     if isinstance(p, PeoplePoseFile):
-        return _write_people(p, path, fmt)
+        return write_people(p, path, fmt)[0]
     if fmt in WORLD_FORMATS and not p.has_world:
         raise WsgcnError(f"--format {fmt} needs the world outputs (keypoints_3d_world), which this pose "
                          f"data lacks: run a pipeline with the world stage")
@@ -296,15 +296,16 @@ def write(p: PoseFile, path: str | Path, fmt: str | None = None) -> Path:
         from wsgcn_cli.io.opensim import write_mot
 
         write_mot(path, p.keypoints_3d_world, p.times)
-    elif fmt == "npz":
-        _write_npz(p, path)
-    elif fmt == "json":
-        _write_json(p, path)
-    elif fmt == "csv":
-        _write_csv(p, path)
     else:
-        raise WsgcnError(f"unknown pose file format {fmt!r}; use one of {', '.join(FORMATS)}")
+        _writer(fmt, {"npz": _write_npz, "json": _write_json, "csv": _write_csv})(p, path)
     return path
+
+
+def _writer(fmt: str, writers: dict):
+    """The writer of ``fmt`` among ``writers``; WsgcnError for an unknown format."""
+    if fmt not in writers:
+        raise WsgcnError(f"unknown pose file format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return writers[fmt]
 
 
 def write_people(p: PeoplePoseFile, path: str | Path, fmt: str | None = None) -> list[Path]:
@@ -320,16 +321,7 @@ def write_people(p: PeoplePoseFile, path: str | Path, fmt: str | None = None) ->
 
 
 def _write_people(p: PeoplePoseFile, path: Path, fmt: str) -> Path:
-    if fmt in WORLD_FORMATS:
-        return write_people(p, path, fmt)[0]
-    if fmt == "npz":
-        _write_people_npz(p, path)
-    elif fmt == "json":
-        _write_people_json(p, path)
-    elif fmt == "csv":
-        _write_people_csv(p, path)
-    else:
-        raise WsgcnError(f"unknown pose file format {fmt!r}; use one of {', '.join(FORMATS)}")
+    _writer(fmt, {"npz": _write_people_npz, "json": _write_people_json, "csv": _write_people_csv})(p, path)
     return path
 
 
