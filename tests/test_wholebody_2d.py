@@ -196,10 +196,11 @@ def test_holistic_hands_on_clip():
                 forearm = np.linalg.norm(xy[wrist] - xy[elbow])
                 # the hand's wrist is at the body's wrist (this side's hand, not the other)
                 assert np.linalg.norm(hand[0] - xy[wrist]) < 0.6 * forearm
-                # COCO-WholeBody order: each finger runs root -> tip away from the wrist
-                for f in range(5):
-                    root, tip = hand[1 + 4 * f], hand[4 + 4 * f]
-                    assert np.linalg.norm(tip - hand[0]) > 0.8 * np.linalg.norm(root - hand[0])
+                # COCO-WholeBody order: fingers run root -> tip away from the wrist (most of
+                # them: a curled finger's tip may come back towards the palm)
+                outward = [np.linalg.norm(hand[4 + 4 * f] - hand[0]) > 0.8 * np.linalg.norm(hand[1 + 4 * f] - hand[0])
+                           for f in range(5)]
+                assert sum(outward) >= 3, outward
     assert seen["left_hand"] + seen["right_hand"] >= 5
 
 
