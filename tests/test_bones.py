@@ -1,5 +1,7 @@
 """One constant skeleton per clip (wsgcn_cli/bones.py) and its place in the lift pipeline."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ from wsgcn_cli import bones
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.skeletons import H36M17
 
-SHARED_H36M = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
+SHARED_H36M = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
 
 
 def _walk(t=40, seed=0):

@@ -477,9 +477,9 @@ def _write_csv(p: PoseFile, path: Path):
                 w.writerow(row)
 
 
-def read(path: str | Path) -> PoseFile:
-    """Read a ``.wsgcn.npz`` pose file; raises WsgcnError if missing or not one of ours."""
-    path = Path(path)
+def _open_npz(path: Path, what: str, extra_keys: tuple = ()):
+    """(the loaded npz, its keys) of a pose file holding the base keys and ``extra_keys``;
+    WsgcnError (naming ``what``) if it is missing, unreadable or lacks any of them."""
     if not path.is_file():
         raise WsgcnError(f"pose file not found: {path}")
     try:
@@ -487,9 +487,16 @@ def read(path: str | Path) -> PoseFile:
         keys = set(z.files)
     except (OSError, ValueError) as e:
         raise WsgcnError(f"{path} is not a pose file (.wsgcn.npz): {e}")
-    need = {"keypoints_2d", "scores", "keypoints_3d", "times", "fps", "image_size"}
+    need = {"keypoints_2d", "scores", "keypoints_3d", "times", "fps", "image_size", *extra_keys}
     if not need <= keys:
-        raise WsgcnError(f"{path} is not a wsgcn pose file: it lacks {', '.join(sorted(need - keys))}")
+        raise WsgcnError(f"{path} is not a {what}: it lacks {', '.join(sorted(need - keys))}")
+    return z, keys
+
+
+def read(path: str | Path) -> PoseFile:
+    """Read a ``.wsgcn.npz`` pose file; raises WsgcnError if missing or not one of ours."""
+    path = Path(path)
+    z, keys = _open_npz(path, "wsgcn pose file")
     if "layout" in keys and str(z["layout"]) != "h36m17":
         raise WsgcnError(f"{path} holds layout {str(z['layout'])!r}, expected 'h36m17'")
     if "track_id" in keys:
@@ -501,7 +508,7 @@ def read(path: str | Path) -> PoseFile:
 def _pose_file(z, keys, person: int | None = None) -> PoseFile:
     """One PoseFile from an npz's arrays; with ``person``, that row of the person axis."""
     per = {"keypoints_2d", "scores", "keypoints_3d", "missing", "detector_keypoints", "detector_scores",
-           "root_camera_m", "keypoints_3d_world", "camera_to_world", "foot_contact"}
+           *(name for name, _, _ in WORLD_KEYS)}
 
     def opt(k):
         if k not in keys:
@@ -524,15 +531,6 @@ def read_people(path: str | Path) -> PeoplePoseFile:
     """Read a multi-person ``.wsgcn.npz`` (``lift --people all|N``); raises WsgcnError if
     missing, not one of ours, or a single-person file (use :func:`read`)."""
     path = Path(path)
-    if not path.is_file():
-        raise WsgcnError(f"pose file not found: {path}")
-    try:
-        z = np.load(path, allow_pickle=False)
-        keys = set(z.files)
-    except (OSError, ValueError) as e:
-        raise WsgcnError(f"{path} is not a pose file (.wsgcn.npz): {e}")
-    need = {"keypoints_2d", "scores", "keypoints_3d", "times", "fps", "image_size", "track_id"}
-    if not need <= keys:
-        raise WsgcnError(f"{path} is not a multi-person wsgcn pose file: it lacks {', '.join(sorted(need - keys))}")
+    z, keys = _open_npz(path, "multi-person wsgcn pose file", ("track_id",))
     ids = z["track_id"]
     return PeoplePoseFile([_pose_file(z, keys, k) for k in range(len(ids))], ids)
