@@ -101,19 +101,72 @@ def test_parse_people():
 
 
 def test_overlay_draws_each_person_in_their_colour():
-    from wsgcn_cli.render.overlay import compose_overlay, compose_overlay_people, person_color
+    from test_render import people_pose_file
 
+    from wsgcn_cli.render.overlay import compose_overlay, compose_overlay_people, overlay_size, person_color
+    from wsgcn_cli.render.people import PeopleScene
+
+    scene = PeopleScene.from_pose_file(people_pose_file(4, size=(320, 240)))
     frame = np.zeros((240, 320, 3), np.uint8)
-    rng = np.random.default_rng(0)
-    xy_a = rng.uniform(20, 140, (17, 2))
-    xy_b = xy_a + [160, 0]
-    pose = rng.normal(size=(17, 3)) * 0.3
-    out = compose_overlay_people(frame, [(0, xy_a, np.ones(17), pose), (1, xy_b, np.ones(17), None)])
-    assert out.shape == compose_overlay(frame, xy_a, np.ones(17), pose).shape
-    left = out[:, :320].reshape(-1, 3)
-    for k in (0, 1):
-        assert (np.abs(left.astype(int) - person_color(k)).sum(1) < 10).sum() > 50
+    out = compose_overlay_people(frame, scene, 2)
+    assert out.shape == compose_overlay(frame, None, None, None).shape
+    fw = overlay_size(320, 240)[0]
+    for k in (0, 1):  # each person in their colour on the frame and in the 3D panel
+        for part in (out[:, :fw], out[:, fw:]):
+            assert (np.abs(part.reshape(-1, 3).astype(int) - person_color(k)).sum(1) < 10).sum() > 30
     assert person_color(0) != person_color(1)
+
+
+def test_scene_shares_the_lowest_floor_and_leaves_out_unknown_roots():
+    """The shared world frame is that of the person standing lowest (the ground, not a
+    box top), whoever has the most frames; a person whose root is unknown in a frame is
+    not drawn there."""
+    from test_render import people_pose_file
+
+    from wsgcn_cli.render.people import PeopleScene, reference_person
+
+    p = people_pose_file(6)
+    box = p.people[0]  # person 0 stands on a 1.5 m box: 1.5 m higher, their floor the box top
+    box.root_camera_m[:, 1] -= 1.5  # (camera y points down; their own world pose is unchanged)
+    box.camera_to_world = box.camera_to_world.copy()
+    box.camera_to_world[1, 3] -= 1.5  # world y = 0.9 - 1.5 - y_camera
+    p.people[1].missing[:2] = True  # ... and has more frames with a pose
+    p.people[1].keypoints_3d[:2] = np.nan
+    scene = PeopleScene.from_pose_file(p)
+    assert scene.reference == 1
+    roots, c2w = p.stacked("root_camera_m"), p.stacked("camera_to_world")
+    assert reference_person(roots, c2w, np.array([6, 4])) == 1
+    assert reference_person(roots, c2w, np.array([6, 1])) == 0  # too few frames to count
+    pelvis_y = scene.world[:, 3, 0, 1]
+    np.testing.assert_allclose(pelvis_y, [0.9 + 1.5, 0.9], atol=1e-5)  # on the box, on the ground
+    assert [q.track_id for q in scene.people_3d(0)] == [0]  # person 1 unknown in frame 0
+    assert [q.track_id for q in scene.people_3d(3)] == [0, 1]
+    scene.camera[0, 3, :] = np.nan  # a root unknown: not drawn
+    assert [q.track_id for q in scene.people_3d(3)] == [1]
+
+
+def test_scene_without_world_outputs_estimates_the_roots():
+    """A pose file without world outputs still places people: roots solved from their 2D
+    and 3D with the assumed field of view (here the 2D was made with it, so exactly)."""
+    from test_render import ROOTS, people_pose_file
+
+    from wsgcn_cli.render.people import PeopleScene
+
+    scene = PeopleScene.from_pose_file(people_pose_file(8, world=False))
+    assert not scene.roots_measured and scene.world is None and scene.world_view is None
+    for k, root in enumerate(ROOTS.values()):
+        np.testing.assert_allclose(scene.camera[k, :, 0], np.repeat(root[None], 8, 0), atol=0.02)
+    panel = scene.panel(3, (320, 320))
+    assert panel.shape == (320, 320, 3)
+
+
+def test_read_any_reads_either_kind(tmp_path):
+    multi = posefile.write(_people(), tmp_path / "m.wsgcn.npz")
+    single = posefile.write(_people().people[0], tmp_path / "s.wsgcn.npz")
+    assert isinstance(posefile.read_any(multi), posefile.PeoplePoseFile)
+    assert isinstance(posefile.read_any(single), posefile.PoseFile)
+    with pytest.raises(WsgcnError, match="not found"):
+        posefile.read_any(tmp_path / "none.wsgcn.npz")
 
 
 def _wsgcn(*args):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.render.overlay import compose_overlay, draw_skeleton_2d, overlay_size
 from wsgcn_cli.render.style import LEFT_COLOR, RIGHT_COLOR
 from wsgcn_cli.render.view3d import render_3d_animation, render_3d_panel
@@ -229,3 +230,98 @@ def test_api_render_uses_the_world_view(tmp_path):
     fw = overlay_size(w, h)[0]
     a, b = frames["plain", True][0][:, fw:], frames["world", True][0][:, fw:]
     assert np.abs(a[h // 2 + 4:].astype(int) - b[h // 2 + 4:]).mean() > 1
+
+
+# --- several people (lift --people) -----------------------------------------------------
+ROOTS = {0: np.array([-1.0, 0.0, 3.0]), 1: np.array([1.0, 0.0, 6.0])}  # camera frame: B 3 m further away
+
+
+def people_pose_file(t: int = 10, world: bool = True, size=(96, 64), f: float | None = None):
+    """Two people standing on the floor of CAM_TO_WORLD (track IDs 0 and 1) at ROOTS,
+    their 2D the exact projection of their 3D (principal point at the centre; focal ``f``,
+    default the world stage's assumed one for ``size``), each with their own world outputs."""
+    from wsgcn_cli.io import posefile
+    from wsgcn_cli.world import intrinsics
+
+    fxy, c = intrinsics(*size, focal_px=f)
+    rel = POSE3D - POSE3D[0]
+    people = []
+    for tid, root in ROOTS.items():
+        cam = rel + root
+        kw = {}
+        if world:
+            kw = dict(root_camera_m=np.repeat(root[None], t, 0), keypoints_3d_world=np.repeat(
+                (cam @ CAM_TO_WORLD[:3, :3].T + CAM_TO_WORLD[:3, 3])[None], t, 0), camera_to_world=CAM_TO_WORLD,
+                foot_contact=np.ones((t, 2), bool), focal_px=float(fxy[0]))
+        people.append(posefile.PoseFile(
+            keypoints_2d=np.repeat((cam[:, :2] / cam[:, 2:] * fxy + c)[None], t, 0), scores=np.ones((t, 17)),
+            keypoints_3d=np.repeat(rel[None], t, 0), times=np.arange(t) / 25.0, fps=25.0, image_size=size, **kw))
+    return posefile.PeoplePoseFile(people, list(ROOTS))
+
+
+def _centre_of(image, color, tol=30):
+    rows, cols = np.nonzero(_mask(image, color, tol))
+    assert rows.size > 20, f"{color} hardly drawn ({rows.size} pixels)"
+    return np.median(cols), np.median(rows)
+
+
+def test_people_at_different_depths_are_drawn_where_they_are():
+    """Camera view: A (x = -1 m) left of B (x = +1 m), and B, 3 m further away, higher
+    (the view looks down by 15 degrees), both the same size (one scale); world view from
+    the side: depth runs left to right, so A, nearer the camera, is left of B."""
+    from wsgcn_cli.render.people import PeopleScene
+    from wsgcn_cli.render.style import person_color
+    from wsgcn_cli.render.view3d import render_people_panel, render_world_panel_people
+
+    scene = PeopleScene.from_pose_file(people_pose_file())
+    people = scene.people_3d(4)
+    assert [q.track_id for q in people] == [0, 1]
+    np.testing.assert_allclose(people[1].camera[0], ROOTS[1], atol=1e-6)  # at the root, not root-relative
+    cam = render_people_panel(people, scene.camera_view, size=(480, 240))
+    (ax, ay), (bx, by) = _centre_of(cam, person_color(0)), _centre_of(cam, person_color(1))
+    scale, _ = scene.camera_view.fit(480, 240)
+    assert abs((bx - ax) - 2.0 * scale) < 4  # 2 m apart across
+    assert ay - by > 0.5 * 3.0 * np.sin(np.radians(15)) * scale  # the further one higher
+    widths = [np.ptp(np.nonzero(_mask(cam, person_color(k), 30))[1]) for k in (0, 1)]  # arm span
+    assert abs(widths[0] - widths[1]) <= 2 and widths[0] > 0.8 * 0.9 * scale
+    side = render_world_panel_people(people, scene.world_view, size=(480, 240))
+    (ax, _), (bx, _) = _centre_of(side, person_color(0)), _centre_of(side, person_color(1))
+    assert bx - ax > 1.5 * scene.world_view.fit(480, 240)[0]  # 3 m deeper, seen at 25 degrees
+    # the split panel: camera view on top, world view below, at the same size
+    both = scene.panel(4, (480, 480))
+    assert both.shape == (480, 480, 3)
+    for k in (0, 1):
+        _centre_of(both[:240], person_color(k)), _centre_of(both[241:], person_color(k))
+
+
+def test_api_render_of_several_people_round_trips(tmp_path):
+    """``wsgcn render`` of a pose file with a person axis draws what ``lift --people``
+    draws: the overlay with both people in the 2D and in the 3D panel, same frame count
+    and size as the single-person overlay; without a video, the 3D panel alone."""
+    from wsgcn_cli import api
+    from wsgcn_cli.io import posefile
+    from wsgcn_cli.io.video import VideoWriter, open_frames
+    from wsgcn_cli.render.style import person_color
+
+    t, (w, h) = 6, (96, 64)
+    video = tmp_path / "v.mp4"
+    with VideoWriter(video, 25.0, w, h) as vw:
+        for _ in range(t):
+            vw.write(np.full((h, w, 3), 90, np.uint8))
+    for name, world in (("world", True), ("plain", False)):
+        path = posefile.write(people_pose_file(t, world=world), tmp_path / f"{name}.wsgcn.npz")
+        out = api.render(path, video=video, quiet=True)
+        assert out.name == f"{name}.overlay.mp4"
+        with open_frames(out) as src:
+            frames = [fr.image for fr in src]
+        fw = overlay_size(w, h)[0]
+        assert len(frames) == t and frames[0].shape == (overlay_size(w, h)[1], fw + overlay_size(w, h)[2], 3)
+        for k in (0, 1):  # both in the 3D panel (H.264 shifts colours a little)
+            assert _mask(frames[3][:, fw:], person_color(k), 90).sum() > 3
+        with open_frames(api.render(path, quiet=True)) as src:
+            panels = [fr.image for fr in src]
+        assert len(panels) == t and panels[0].shape == ((640, 640, 3) if world else (480, 480, 3))
+        for k in (0, 1):
+            assert _mask(panels[3], person_color(k), 60).sum() > 50
+    with pytest.raises(WsgcnError, match="exists"):
+        api.render(tmp_path / "world.wsgcn.npz", quiet=True)

@@ -239,7 +239,7 @@ class _Overlay:
         """One frame: its image and the compose function's arguments -- by default 2D
         (17, 2) px and scores, camera-frame 3D (17, 3) m and the world-view arguments
         (:func:`wsgcn_cli.render.view3d.world_frame_args`, or none); for several people,
-        :func:`wsgcn_cli.render.overlay.compose_overlay_people`'s ``people`` list."""
+        :func:`wsgcn_cli.render.overlay.compose_overlay_people`'s scene and frame index."""
         if self.writer is not None:
             self.writer.write_rendered(self.compose, image, *args, max_height=self.max_height, **world)
         elif self.path is not None:
@@ -511,13 +511,14 @@ def _lift_people(input_path: Path, pipe, max_people: int, out_dir, formats, vide
 def _write_people_overlay(path: Path, input_path: Path, pose, pipe, quiet: bool) -> list[Path]:
     """The overlay of :func:`_lift_people` from the finished pose data (a
     :class:`wsgcn_cli.io.posefile.PeoplePoseFile`), on a second pass over the input:
-    each person's 2D in their colour with their ID, the 3D panel of the lowest ID in view
+    each person's 2D in their colour with their ID, the 3D panel of everyone at their
+    camera-frame positions with the shared world view below
     (:func:`wsgcn_cli.render.overlay.compose_overlay_people`). Returns [path]."""
     from wsgcn_cli.io.video import open_frames
     from wsgcn_cli.render.overlay import compose_overlay_people
+    from wsgcn_cli.render.people import PeopleScene
 
-    kp2, sc, kp3 = pose.stacked("keypoints_2d"), pose.stacked("scores"), pose.stacked("keypoints_3d")
-    ids = [int(i) for i in pose.track_ids]
+    scene = PeopleScene.from_pose_file(pose)
     with open_frames(input_path) as source:
         overlay = _Overlay(path, source, pipe, compose=compose_overlay_people)
         try:
@@ -526,7 +527,7 @@ def _write_people_overlay(path: Path, input_path: Path, pose, pipe, quiet: bool)
                     i = frame.index
                     if i >= pose.num_frames:
                         raise WsgcnError(f"{input_path} has more frames than were lifted: did it change?")
-                    overlay.add(frame.image, [(ids[k], kp2[k, i], sc[k, i], kp3[k, i]) for k in range(len(ids))])
+                    overlay.add(frame.image, scene, i)
                     advance(i + 1)
             return overlay.close()
         except BaseException:
@@ -560,24 +561,39 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
     with the pelvis trajectory so far and the camera; one framing for the whole clip)
     below: see :func:`wsgcn_cli.render.view3d.render_3d_panel`.
 
+    A multi-person pose file (``lift --people all|N``: a person axis and ``track_id``) is
+    drawn as ``lift`` draws it: each person's 2D in their colour with their ID, and the
+    3D panel of everyone at their camera-frame positions, with the shared world view
+    below when the file has world outputs (:mod:`wsgcn_cli.render.people`).
+
     Output (H.264 mp4): ``out`` or ``<stem>.overlay.mp4`` (with a video) /
     ``<stem>.3d.mp4`` (3D only) beside the pose file. Raises WsgcnError for a missing
     or invalid pose file, a video whose frame count differs from the pose file's, or an
     existing output without ``overwrite``.
     """
     from wsgcn_cli.io import posefile
-    from wsgcn_cli.io.video import VideoWriter, open_frames
-    from wsgcn_cli.render.overlay import compose_overlay
-    from wsgcn_cli.render.view3d import WorldView, render_3d_animation, render_3d_panel, world_frame_args
 
     poses = Path(poses)
-    p = posefile.read(poses)
+    p = posefile.read_any(poses)
     stem = poses.name.split(".wsgcn")[0] if ".wsgcn" in poses.name else poses.stem
     if out is None:
         out = poses.with_name(f"{stem}.{'overlay' if video else '3d'}.mp4")
     out = Path(out)
     _prepare_folder(out.parent)
     _check_overwrite({"out": out}, overwrite)
+    draw = _render_people if isinstance(p, posefile.PeoplePoseFile) else _render_one
+    draw(p, poses, None if video is None else Path(video), out, quiet)
+    if not quiet:
+        _console(False).print(f"wrote {out}")
+    return out
+
+
+def _render_one(p, poses: Path, video: Path | None, out: Path, quiet: bool) -> None:
+    """:func:`render` of a single-person :class:`wsgcn_cli.io.posefile.PoseFile`."""
+    from wsgcn_cli.io.video import VideoWriter, open_frames
+    from wsgcn_cli.render.overlay import compose_overlay
+    from wsgcn_cli.render.view3d import WorldView, render_3d_animation, render_3d_panel, world_frame_args
+
     fps = p.fps if p.fps > 0 else 25.0
     view = WorldView.for_clip(p.keypoints_3d_world, p.camera_to_world) if p.has_world else None
 
@@ -588,11 +604,7 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
         if video is not None:
             source = open_frames(video)
             with source:
-                if source.num_frames is not None and source.num_frames != p.num_frames:
-                    raise WsgcnError(f"{video} has {source.num_frames} frames, {poses} has {p.num_frames}")
-                if (source.width, source.height) != tuple(p.image_size):
-                    raise WsgcnError(f"{video} is {source.width}x{source.height}, the poses were made on "
-                                     f"{p.image_size[0]}x{p.image_size[1]}")
+                _check_render_video(source, video, poses, p.num_frames, p.image_size)
                 with VideoWriter(out, source.fps or fps, *_overlay_dims(source.width, source.height)) as w:
                     for frame in source:
                         if frame.index >= p.num_frames:
@@ -613,9 +625,44 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
                 for i, panel in enumerate(render_3d_animation(p.keypoints_3d, size=(size, size))):
                     w.write(panel)
                     advance(i + 1)
-    if not quiet:
-        _console(False).print(f"wrote {out}")
-    return out
+
+
+def _check_render_video(source, video, poses, num_frames: int, image_size) -> None:
+    """WsgcnError unless the ``video`` opened as ``source`` fits the pose file ``poses``
+    (frame count, when known, and image size)."""
+    if source.num_frames is not None and source.num_frames != num_frames:
+        raise WsgcnError(f"{video} has {source.num_frames} frames, {poses} has {num_frames}")
+    if (source.width, source.height) != tuple(image_size):
+        raise WsgcnError(f"{video} is {source.width}x{source.height}, the poses were made on "
+                         f"{image_size[0]}x{image_size[1]}")
+
+
+def _render_people(p, poses: Path, video: Path | None, out: Path, quiet: bool) -> None:
+    """:func:`render` of a :class:`wsgcn_cli.io.posefile.PeoplePoseFile`: with ``video``,
+    :func:`wsgcn_cli.render.overlay.compose_overlay_people` on each of its frames; without,
+    the 3D panel alone (640 x 640 with the world view, else 480 x 480)."""
+    from wsgcn_cli.io.video import VideoWriter, open_frames
+    from wsgcn_cli.render.overlay import compose_overlay_people
+    from wsgcn_cli.render.people import PeopleScene
+
+    scene = PeopleScene.from_pose_file(p)
+    fps = p.people[0].fps if p.people[0].fps > 0 else 25.0
+    with progress_bar(f"rendering {out.name}", p.num_frames, quiet) as advance:
+        if video is not None:
+            with open_frames(video) as source:
+                _check_render_video(source, video, poses, p.num_frames, p.people[0].image_size)
+                with VideoWriter(out, source.fps or fps, *_overlay_dims(source.width, source.height)) as w:
+                    for frame in source:
+                        if frame.index >= p.num_frames:
+                            raise WsgcnError(f"{video} has more frames than {poses}")
+                        w.write_rendered(compose_overlay_people, frame.image, scene, frame.index)
+                        advance(frame.index + 1)
+        else:
+            size = 640 if scene.world_view is not None else 480
+            with VideoWriter(out, fps, size, size) as w:
+                for i in range(p.num_frames):
+                    w.write_rendered(scene.panel, i, (size, size))
+                    advance(i + 1)
 
 
 def finetune(clips, weights: str | None = None, out: str | Path | None = None, focal: float | None = None,

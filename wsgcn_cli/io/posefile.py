@@ -67,7 +67,7 @@ one person was found; a file without ``track_id`` is a single-person file. JSON:
 CSV: a ``person`` column (the track ID) after ``time_s``, rows only for frames a person's
 track covers. BVH / TRC / MOT hold one skeleton: one file per person,
 ``<stem>.wsgcn.p<ID>.<fmt>`` (:func:`person_path`). :func:`read` refuses a multi-person
-file (one line); :func:`read_people` reads it.
+file (one line); :func:`read_people` reads it, :func:`read_any` either kind.
 """
 
 from __future__ import annotations
@@ -534,3 +534,11 @@ def read_people(path: str | Path) -> PeoplePoseFile:
     z, keys = _open_npz(path, "multi-person wsgcn pose file", ("track_id",))
     ids = z["track_id"]
     return PeoplePoseFile([_pose_file(z, keys, k) for k in range(len(ids))], ids)
+
+
+def read_any(path: str | Path) -> "PoseFile | PeoplePoseFile":
+    """Read a ``.wsgcn.npz`` pose file of one person (:func:`read`) or several
+    (:func:`read_people`, a file with ``track_id``); WsgcnError as they raise."""
+    path = Path(path)
+    _, keys = _open_npz(path, "wsgcn pose file")
+    return read_people(path) if "track_id" in keys else read(path)

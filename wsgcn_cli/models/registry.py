@@ -17,7 +17,6 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.mlp import MartinezMLP
 from wsgcn_cli.models.pose2d_net import PoseRepresentationNet
 from wsgcn_cli.models.refiner_net import LSTMRefiner
-from wsgcn_cli.models.semgan import SemGAN
 from wsgcn_cli.models.semgcn import SemGCN
 
 
@@ -32,7 +31,6 @@ MODELS: dict[str, Entry] = {
     "semgcn_nonlocal": Entry("lifter", lambda **kw: SemGCN(non_local=True, **kw)),
     "semgcn": Entry("lifter", lambda **kw: SemGCN(non_local=False, **kw)),
     "martinez_mlp": Entry("lifter", MartinezMLP),
-    "semgan": Entry("lifter", SemGAN),  # COCO-WholeBody-133 (models/semgan.py)
     "pose_representation": Entry("pose2d", PoseRepresentationNet),
     "lstm_refiner": Entry("refiner", LSTMRefiner),
 }

@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from wsgcn_cli.render.style import edge_colors, joint_colors
-from wsgcn_cli.render.view3d import WorldView, render_3d_panel
+from wsgcn_cli.render.style import PERSON_COLORS, edge_colors, joint_colors, person_color  # noqa: F401
+from wsgcn_cli.render.view3d import WorldView, draw_tag, render_3d_panel
 from wsgcn_cli.skeletons import H36M17, Skeleton
 
 _SHIFT = 4
@@ -66,25 +66,9 @@ def draw_skeleton_2d(image: np.ndarray, xy: np.ndarray, score: np.ndarray | None
                    _SHIFT)
     if label:
         top = int(np.argmin(np.where(ok, xy[:, 1], np.inf)))
-        scale = max(0.5, min(h, w) / 900)
-        org = (int(np.clip(xy[top, 0], 0, w - 1)) - int(12 * scale),
-               int(np.clip(xy[top, 1] - 12 * scale, 14 * scale, h - 1)))
-        cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                    thickness + 2, cv2.LINE_AA)
-        cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    tuple(color) if color is not None else (255, 255, 255), thickness, cv2.LINE_AA)
+        draw_tag(image, label, (float(np.clip(xy[top, 0], 0, w - 1)), float(np.clip(xy[top, 1], 0, h - 1))),
+                 tuple(color) if color is not None else (255, 255, 255), max(0.5, min(h, w) / 900), thickness)
     return image
-
-
-#: Colours (RGB) of people by track ID (cycled): distinct from each other and from the
-#: single-person left / right / centre colours' meaning.
-PERSON_COLORS = ((0, 200, 255), (255, 120, 0), (120, 255, 0), (255, 0, 200), (255, 255, 255),
-                 (160, 80, 255), (0, 255, 160), (255, 210, 0))
-
-
-def person_color(track_id: int) -> tuple[int, int, int]:
-    """The colour (R, G, B) of the person with ``track_id`` in a multi-person overlay."""
-    return PERSON_COLORS[int(track_id) % len(PERSON_COLORS)]
 
 
 def _even(n: float) -> int:
@@ -134,6 +118,19 @@ def compose_overlay(frame: np.ndarray, xy: np.ndarray | None, score: np.ndarray 
         square panel on the right; every size is even (ready for H.264), see
         :func:`overlay_size`.
     """
+    canvas, left, scale = _canvas(frame, max_height)
+    if xy is not None:
+        draw_skeleton_2d(left, np.asarray(xy) * scale, score, skeleton_2d, min_score)
+    out_h, out_w = left.shape[:2]
+    render_3d_panel(pose3d, skeleton_3d, (canvas.shape[1] - out_w, out_h), azimuth=azimuth, elevation=elevation,
+                    extent=extent, ground_y=ground_y, out=canvas[:, out_w:], world=world,
+                    world_view=world_view, trail=trail, contact=contact)
+    return canvas
+
+
+def _canvas(frame: np.ndarray, max_height: int):
+    """(canvas (h, w_frame + h, 3) uint8 with the scaled frame on its left and the panel
+    area uninitialised, that left part (a view), (2,) pixel scale frame -> left part)."""
     height, width = frame.shape[:2]
     out_w, out_h, panel = overlay_size(width, height, max_height)
     canvas = np.empty((out_h, out_w + panel, 3), np.uint8)
@@ -144,45 +141,30 @@ def compose_overlay(frame: np.ndarray, xy: np.ndarray | None, score: np.ndarray 
         # INTER_AREA avoids aliasing on strong reductions but costs ~8x INTER_LINEAR.
         interp = cv2.INTER_AREA if out_h < 0.5 * height else cv2.INTER_LINEAR
         cv2.resize(frame, (out_w, out_h), dst=left, interpolation=interp)
-    if xy is not None:
-        scale = np.array([out_w / width, out_h / height])
-        draw_skeleton_2d(left, np.asarray(xy) * scale, score, skeleton_2d, min_score)
-    render_3d_panel(pose3d, skeleton_3d, (panel, out_h), azimuth=azimuth, elevation=elevation,
-                    extent=extent, ground_y=ground_y, out=canvas[:, out_w:], world=world,
-                    world_view=world_view, trail=trail, contact=contact)
-    return canvas
+    return canvas, left, np.array([out_w / width, out_h / height])
 
 
-def compose_overlay_people(frame: np.ndarray, people, *, skeleton_2d: Skeleton = H36M17,
-                           min_score: float = 0.3, max_height: int = MAX_HEIGHT) -> np.ndarray:
+def compose_overlay_people(frame: np.ndarray, scene, t: int, *, min_score: float = 0.3,
+                           max_height: int = MAX_HEIGHT) -> np.ndarray:
     """The video frame with several people's 2D skeletons, each in its own colour
-    (:func:`person_color`) with its ID, beside the 3D panel of one of them.
+    (:func:`~wsgcn_cli.render.style.person_color`) with its ID, beside the 3D panel of
+    everyone (:meth:`wsgcn_cli.render.people.PeopleScene.panel`: all at their camera-frame
+    positions, and with world outputs the shared world view below).
 
     Args:
         frame: (H, W, 3) uint8 RGB video frame (not modified).
-        people: ``[(track_id, xy (J, 2) px, score (J,), pose3d (17, 3) m camera frame), ...]``
-            of the people in this frame (NaN / None where not found); the 3D panel shows
-            the first of them with a 3D pose, labelled with its ID in its colour (the
-            camera view only: the world view is single-person).
+        scene: the clip's :class:`~wsgcn_cli.render.people.PeopleScene` (H36M-17 2D in
+            ``frame`` pixels; people with NaN / low-score keypoints in frame ``t`` are not drawn).
+        t: the frame's index in the scene.
         min_score, max_height: as :func:`compose_overlay`.
 
     Returns:
         the same layout and size as :func:`compose_overlay`.
     """
-    shown = next((p for p in people if p[3] is not None and np.isfinite(p[3]).all()), None)
-    canvas = compose_overlay(frame, None, None, None if shown is None else shown[3], max_height=max_height)
-    height, width = frame.shape[:2]
-    out_w, out_h, _ = overlay_size(width, height, max_height)
-    left = canvas[:, :out_w]
-    scale = np.array([out_w / width, out_h / height])
-    for track_id, xy, score, _ in people:
-        if xy is not None:
-            draw_skeleton_2d(left, np.asarray(xy) * scale, score, skeleton_2d, min_score,
-                             color=person_color(track_id), label=str(int(track_id)))
-    if shown is not None:
-        s, text = max(0.5, out_h / 900), f"ID {int(shown[0])}"
-        thick = max(1, int(2 * s))
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s, thick)
-        cv2.putText(canvas, text, (canvas.shape[1] - tw - int(10 * s), th + int(10 * s)),
-                    cv2.FONT_HERSHEY_SIMPLEX, s, person_color(shown[0]), thick, cv2.LINE_AA)
+    canvas, left, scale = _canvas(frame, max_height)
+    for k, track_id in enumerate(scene.track_ids):
+        draw_skeleton_2d(left, scene.keypoints_2d[k, t] * scale, scene.scores[k, t], H36M17, min_score,
+                         color=person_color(track_id), label=str(int(track_id)))
+    out_h, out_w = left.shape[:2]
+    scene.panel(t, (canvas.shape[1] - out_w, out_h), out=canvas[:, out_w:])
     return canvas

@@ -2,7 +2,9 @@
 
 Colours are RGB tuples (frames are RGB everywhere in wsgcn). Bones are coloured by the
 side of their child keypoint (see :meth:`wsgcn_cli.skeletons.Skeleton.side_of_edge`):
-the person's left in blue, right in red, the centre line in yellow.
+the person's left in blue, right in red, the centre line in yellow. With several people
+(``lift --people``) each person is drawn in one colour of their own instead,
+:func:`person_color` of their track ID, in the 2D overlay and in both 3D views.
 """
 
 from __future__ import annotations
@@ -29,3 +31,14 @@ def joint_colors(skeleton: Skeleton) -> tuple[tuple[int, int, int], ...]:
     left, right = set(skeleton.left), set(skeleton.right)
     return tuple(LEFT_COLOR if j in left else RIGHT_COLOR if j in right else CENTRE_COLOR
                  for j in range(skeleton.num_joints))
+
+
+#: Colours (RGB) of people by track ID (cycled): distinct from each other and from the
+#: single-person left / right / centre colours' meaning.
+PERSON_COLORS = ((0, 200, 255), (255, 120, 0), (120, 255, 0), (255, 0, 200), (255, 255, 255),
+                 (160, 80, 255), (0, 255, 160), (255, 210, 0))
+
+
+def person_color(track_id: int) -> tuple[int, int, int]:
+    """The colour (R, G, B) of the person with ``track_id`` in a multi-person overlay."""
+    return PERSON_COLORS[int(track_id) % len(PERSON_COLORS)]

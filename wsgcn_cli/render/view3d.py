@@ -17,18 +17,26 @@ and below it the world view (:func:`render_world_panel`): the person seen from t
 from the camera -- runs left to right), standing on the floor grid, with the pelvis
 trajectory on the floor and the camera marked. Its framing and scale are fixed for a
 whole clip by a :class:`WorldView` (:meth:`WorldView.for_clip`).
+
+Several people (:func:`render_people_panel`, ``lift --people``): everyone at their
+camera-frame position (not root-relative) in one orthographic view whose framing and scale
+are fixed for the clip by a :class:`CameraView`, on a floor grid, each person in their
+colour (:func:`wsgcn_cli.render.style.person_color`) with their ID; below it, with world
+outputs, the world view of everyone in one shared world frame
+(:func:`render_world_panel_people`). :mod:`wsgcn_cli.render.people` builds both from a
+multi-person pose file.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from wsgcn_cli.render.style import LEFT_COLOR, RIGHT_COLOR, edge_colors, joint_colors
+from wsgcn_cli.render.style import LEFT_COLOR, RIGHT_COLOR, edge_colors, joint_colors, person_color
 from wsgcn_cli.skeletons import H36M17, Skeleton
 
 BACKGROUND = (28, 28, 32)
@@ -90,17 +98,30 @@ def _label(image: np.ndarray, text: str, org: tuple[int, int], color, scale: flo
 
 
 def _draw_bones(image: np.ndarray, view: np.ndarray, ok: np.ndarray, px: np.ndarray,
-                skeleton: Skeleton, thickness: int) -> None:
+                skeleton: Skeleton, thickness: int, color: tuple | None = None) -> None:
     """Bones and joints of one pose: ``view`` (J, 3) view coordinates (z into the screen;
-    far bones drawn first), ``px`` (J, 2) fixed-point pixels, ``ok`` (J,) joints to draw."""
+    far bones drawn first), ``px`` (J, 2) fixed-point pixels, ``ok`` (J,) joints to draw;
+    ``color``: one RGB colour for all (a person's), default the left / right / centre ones."""
     edges = [(i, e) for i, e in enumerate(skeleton.edges) if ok[e[0]] and ok[e[1]]]
     edges.sort(key=lambda ie: -(view[ie[1][0], 2] + view[ie[1][1], 2]))  # far first
-    colors = edge_colors(skeleton)
+    colors = edge_colors(skeleton) if color is None else [tuple(color)] * len(skeleton.edges)
     for i, (a, b) in edges:
         cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thickness, cv2.LINE_AA, _SHIFT)
-    jcolors = joint_colors(skeleton)
+    jcolors = joint_colors(skeleton) if color is None else [tuple(color)] * skeleton.num_joints
     for j in np.flatnonzero(ok):
         cv2.circle(image, tuple(px[j]), (thickness + 1) * _ONE, jcolors[j], -1, cv2.LINE_AA, _SHIFT)
+
+
+def draw_tag(image: np.ndarray, text: str, anchor, color, scale: float, thickness: int) -> None:
+    """``text`` (e.g. a track ID) centred just above ``anchor`` ((x, y) pixels, e.g. a
+    person's highest keypoint), in ``color`` outlined in black, kept inside ``image``
+    (modified in place)."""
+    h, w = image.shape[:2]
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x = int(np.clip(anchor[0] - tw / 2, 0, max(0, w - tw)))
+    y = int(np.clip(anchor[1] - 10 * scale, th + 2, h - 2))
+    for c, t in (((0, 0, 0), thickness + 2), (tuple(color), thickness)):
+        cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, c, t, cv2.LINE_AA)
 
 
 def _draw_grid(image, rot, ground_y, extent, to_px, step=0.25):
@@ -201,15 +222,22 @@ class WorldView:
         """(pixels per metre, (2,) pixel offset) that put the box ``lo``-``hi`` inside a
         ``width`` x ``height`` panel below its title line: pixel = view[:, :2] * scale +
         offset, with view = world @ :meth:`rotation`.T."""
-        top = int(24 * _text_scale(width, height))
-        corners = np.array([[x, y, z] for x in (self.lo[0], self.hi[0]) for y in (self.lo[1], self.hi[1])
-                            for z in (self.lo[2], self.hi[2])]) @ self.rotation().T
-        vmin, vmax = corners[:, :2].min(axis=0), corners[:, :2].max(axis=0)
-        pad = 0.04 * min(width, height)
-        room = np.array([width - 2 * pad, height - top - 2 * pad])
-        scale = float(np.min(room / np.maximum(vmax - vmin, 1e-6)))
-        offset = np.array([width / 2.0, top + pad + room[1] / 2.0]) - 0.5 * (vmin + vmax) * scale
-        return scale, offset
+        return _fit_box(self.lo, self.hi, self.rotation(), width, height)
+
+
+def _fit_box(lo, hi, rot: np.ndarray, width: int, height: int) -> tuple[float, np.ndarray]:
+    """(pixels per metre, (2,) offset) of an orthographic view (``rot``: frame -> view) that
+    puts the box ``lo``-``hi`` (corners in the frame) inside a ``width`` x ``height`` panel
+    below its title line: pixel = (point @ rot.T)[:, :2] * scale + offset."""
+    top = int(24 * _text_scale(width, height))
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for z in (lo[2], hi[2])]) @ rot.T
+    vmin, vmax = corners[:, :2].min(axis=0), corners[:, :2].max(axis=0)
+    pad = 0.04 * min(width, height)
+    room = np.array([width - 2 * pad, height - top - 2 * pad])
+    scale = float(np.min(room / np.maximum(vmax - vmin, 1e-6)))
+    offset = np.array([width / 2.0, top + pad + room[1] / 2.0]) - 0.5 * (vmin + vmax) * scale
+    return scale, offset
 
 
 def render_world_panel(pose_world: np.ndarray | None, view: WorldView = WorldView(),
@@ -247,6 +275,27 @@ def render_world_panel(pose_world: np.ndarray | None, view: WorldView = WorldVie
         ValueError: ``out`` of the wrong shape or dtype.
     """
     w, h, image = _canvas(size, out)
+    _world_panel(image, view, skeleton, [_Figure(pose_world, trail, contact)], title)
+    return image
+
+
+@dataclass
+class _Figure:
+    """One person drawn in the world view: pose (J, 3) world or None, trail (N, 3) or None,
+    contact (2,) or None, one colour (None: left / right / centre colours, the trail in
+    :data:`TRAIL_COLOR`) and an ID tag (or None)."""
+
+    pose: np.ndarray | None
+    trail: np.ndarray | None = None
+    contact: np.ndarray | None = None
+    color: tuple | None = None
+    tag: str | None = None
+
+
+def _world_panel(image: np.ndarray, view: "WorldView", skeleton: Skeleton, figures: list, title: str | None) -> None:
+    """Draw the world view of ``figures`` (:class:`_Figure`) into ``image``: background,
+    floor grid, trails, camera, then the people far to near, contact rings, tags, labels."""
+    h, w = image.shape[:2]
     image[:] = np.tile(np.array(BACKGROUND, np.uint8), (w, 1))
     text_scale = _text_scale(w, h)
     rot = view.rotation()
@@ -268,8 +317,10 @@ def render_world_panel(pose_world: np.ndarray | None, view: WorldView = WorldVie
             color = FLOOR_AXIS_COLOR if abs(v) < 1e-9 else GRID_COLOR
             cv2.line(image, tuple(a), tuple(b), color, 1, cv2.LINE_AA, _SHIFT)
     thickness = max(2, int(round(min(w, h) / 160)))
-    if trail is not None:
-        tr = np.array(trail, np.float64).reshape(-1, 3)
+    for fig in figures:
+        if fig.trail is None:
+            continue
+        tr = np.array(fig.trail, np.float64).reshape(-1, 3)
         tr[:, 1] = 0.0
         finite = np.isfinite(tr).all(axis=1)
         px = to_px(np.where(finite[:, None], tr, 0.0))
@@ -277,31 +328,39 @@ def render_world_panel(pose_world: np.ndarray | None, view: WorldView = WorldVie
         edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(np.int8), [0]])))
         runs = [px[a:b] for a, b in zip(edges[::2], edges[1::2]) if b - a > 1]
         if runs:
-            cv2.polylines(image, runs, False, TRAIL_COLOR, max(2, thickness // 2), cv2.LINE_AA, _SHIFT)
+            cv2.polylines(image, runs, False, TRAIL_COLOR if fig.color is None else tuple(fig.color),
+                          max(2, thickness // 2), cv2.LINE_AA, _SHIFT)
     _draw_camera(image, view, to_px, rot, scale, offset, text_scale, thickness)
 
-    pose = None if pose_world is None else np.asarray(pose_world, np.float64)
-    ok = None if pose is None else np.isfinite(pose).all(axis=1)
-    if pose is None or not ok.any():
+    drawn = []
+    for fig in figures:
+        pose = None if fig.pose is None else np.asarray(fig.pose, np.float64)
+        ok = None if pose is None else np.isfinite(pose).all(axis=1)
+        if pose is not None and ok.any():
+            safe = np.where(ok[:, None], pose, 0.0)
+            drawn.append((float(np.mean((safe[ok] @ rot.T)[:, 2])), fig, safe, ok))
+    if not drawn:
         _label(image, "no person", (int(w * 0.5 - 60 * text_scale), int(h * 0.5)), TEXT_COLOR,
                text_scale * 1.2)
-    else:
-        safe = np.where(ok[:, None], pose, 0.0)
-        if contact is not None:
+    for _, fig, safe, ok in sorted(drawn, key=lambda d: -d[0]):  # far first
+        if fig.contact is not None:
             feet = (skeleton.index("LFoot"), skeleton.index("RFoot"))
-            for foot, on in zip(feet, np.asarray(contact, bool)):
+            for foot, on in zip(feet, np.asarray(fig.contact, bool)):
                 if on and ok[foot]:
                     ring = [[safe[foot, 0] + 0.09 * np.cos(a), 0.0, safe[foot, 2] + 0.09 * np.sin(a)]
                             for a in np.linspace(0, 2 * np.pi, 25)]
                     cv2.polylines(image, [to_px(ring)], True, CONTACT_COLOR, max(2, thickness // 2),
                                   cv2.LINE_AA, _SHIFT)
-        _draw_bones(image, safe @ rot.T, ok, to_px(safe), skeleton, thickness)
+        px = to_px(safe)
+        _draw_bones(image, safe @ rot.T, ok, px, skeleton, thickness, fig.color)
+        if fig.tag:
+            top = px[ok][np.argmin(px[ok][:, 1])] / _ONE
+            draw_tag(image, fig.tag, top, fig.color or TEXT_COLOR, text_scale, max(1, thickness // 2))
     grid_text = f"grid {step:g} m"
     (tw, _), _ = cv2.getTextSize(grid_text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 1)
     _label(image, grid_text, (w - tw - int(10 * text_scale), int(30 * text_scale)), GRID_TEXT_COLOR, text_scale)
     if title:
         _label(image, title, (int(10 * text_scale), int(30 * text_scale)), TEXT_COLOR, text_scale)
-    return image
 
 
 def _draw_camera(image, view: WorldView, to_px, rot, scale, offset, text_scale, thickness) -> None:
@@ -471,3 +530,208 @@ def render_3d_animation(poses3d: np.ndarray | Iterable[np.ndarray], skeleton: Sk
     for t, pose in enumerate(poses3d):
         yield render_3d_panel(pose, skeleton, size, azimuth=azimuth + t * spin_deg_per_frame,
                               elevation=elevation, extent=extent, ground_y=ground_y)
+
+
+# --- several people ---------------------------------------------------------------------
+
+
+@dataclass
+class PersonPose:
+    """One person in one frame of the multi-person 3D views (:func:`render_people_panel`).
+
+    Attributes:
+        track_id: the tracker's ID (gives the colour, :func:`~wsgcn_cli.render.style.person_color`,
+            and the tag).
+        camera: (J, 3) metres, camera frame (x right, y down, z forward), at the person's
+            position (root-relative pose + root), or None / all-NaN: not drawn.
+        world: (J, 3) metres, the scene's shared world frame (y up, floor at y = 0), or None.
+        trail: (N, 3) world positions of the pelvis so far (drawn on the floor), or None.
+        contact: (2,) bool, left / right foot on the floor, or None.
+    """
+
+    track_id: int
+    camera: np.ndarray | None
+    world: np.ndarray | None = None
+    trail: np.ndarray | None = None
+    contact: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CameraView:
+    """Fixed framing of the camera-frame view of several people for one clip.
+
+    Coordinates: the camera frame (metres; x right, y down, z forward), absolute, so people
+    appear where they are relative to each other. Orthographic projection from the
+    camera's own viewpoint turned by ``azimuth`` and raised by ``elevation``
+    (:func:`view_rotation`): people keep their left-right order of the video, and a
+    nearer person is drawn lower (seen from above). One scale for the whole clip.
+
+    Attributes:
+        lo, hi: (x, y, z) corners of the camera-frame box that must stay in view.
+        azimuth, elevation: degrees, see :func:`view_rotation`.
+        grid: (L, 2, 3) floor grid line segments in the camera frame (drawn first).
+        grid_step: metres between grid lines (shown as a label).
+    """
+
+    lo: tuple[float, float, float] = (-2.0, -1.0, 2.0)
+    hi: tuple[float, float, float] = (2.0, 1.0, 6.0)
+    azimuth: float = 0.0
+    elevation: float = 15.0
+    grid: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 3)))
+    grid_step: float = 0.5
+
+    @classmethod
+    def for_clip(cls, poses_camera: np.ndarray, camera_to_world: np.ndarray | None = None,
+                 world_view: "WorldView | None" = None, *, margin: float = 0.3,
+                 **options) -> "CameraView":
+        """The framing of a clip: every joint of everyone in every frame in view (0.5-99.5
+        percentile per axis, plus ``margin`` metres), and the floor grid.
+
+        Args:
+            poses_camera: (..., J, 3) metres, camera frame, absolute (e.g. (P, T, J, 3));
+                NaN where unknown.
+            camera_to_world, world_view: the shared world frame ((4, 4), ``world = R @
+                camera + t``) and its :class:`WorldView`: the grid is the world view's floor
+                (y = 0 over its x / z range, same step) seen from the camera. Without
+                them, a grid perpendicular to the camera's y axis at the height of the
+                feet (95th percentile over poses of the lowest joint).
+            options: other fields (``azimuth``, ``elevation``).
+
+        Raises:
+            ValueError: ``poses_camera`` not (..., J, 3), or ``camera_to_world`` not (4, 4).
+        """
+        p = np.asarray(poses_camera, np.float64)
+        if p.ndim < 2 or p.shape[-1] != 3:
+            raise ValueError(f"poses_camera must be (..., J, 3), got {p.shape}")
+        poses = p.reshape(-1, p.shape[-2], 3)
+        pts = poses.reshape(-1, 3)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts):
+            lo, hi = np.percentile(pts, 0.5, axis=0) - margin, np.percentile(pts, 99.5, axis=0) + margin
+        else:
+            lo, hi = np.array(cls.lo, float), np.array(cls.hi, float)
+        if camera_to_world is not None and world_view is not None:
+            m = np.asarray(camera_to_world, np.float64)
+            if m.shape != (4, 4):
+                raise ValueError(f"camera_to_world must be (4, 4), got {m.shape}")
+            (x0, _, z0), (x1, _, z1), step = world_view.lo, world_view.hi, world_view.grid_step
+            segs = _grid_segments(x0, x1, z0, z1, step, lambda x, z: [x, 0.0, z])
+            grid = (segs - m[:3, 3]) @ m[:3, :3]  # world -> camera: R^T (w - t)
+        else:
+            with warnings.catch_warnings():  # all-NaN poses give NaN, dropped below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lowest = np.nanmax(poses[..., 1], axis=1)
+            lowest = lowest[np.isfinite(lowest)]
+            floor_y = float(np.percentile(lowest, 95)) if lowest.size else hi[1]
+            step = 0.5 if max(hi[0] - lo[0], hi[2] - lo[2]) <= 8.0 else 1.0
+            grid = _grid_segments(lo[0], hi[0], lo[2], hi[2], step, lambda x, z: [x, floor_y, z])
+        if len(grid):
+            lo, hi = np.minimum(lo, grid.reshape(-1, 3).min(0)), np.maximum(hi, grid.reshape(-1, 3).max(0))
+        return cls(lo=tuple(lo), hi=tuple(hi), grid=grid, grid_step=step, **options)
+
+    def rotation(self) -> np.ndarray:
+        """(3, 3) rotation from the camera frame to view coordinates (x right, y down, z
+        into the screen)."""
+        return view_rotation(self.azimuth, self.elevation)
+
+    def fit(self, width: int, height: int) -> tuple[float, np.ndarray]:
+        """(pixels per metre, (2,) pixel offset) that put the box ``lo``-``hi`` inside a
+        ``width`` x ``height`` panel: pixel = view[:, :2] * scale + offset."""
+        return _fit_box(self.lo, self.hi, self.rotation(), width, height)
+
+
+def _grid_segments(x0, x1, z0, z1, step, point) -> np.ndarray:
+    """(L, 2, 3) segments of a grid of ``step`` over [x0, x1] x [z0, z1] (lines at multiples
+    of ``step``), each end made by ``point(x, z)``."""
+    xs = np.arange(np.ceil(x0 / step), np.floor(x1 / step) + 1) * step
+    zs = np.arange(np.ceil(z0 / step), np.floor(z1 / step) + 1) * step
+    segs = [[point(x, z0), point(x, z1)] for x in xs] + [[point(x0, z), point(x1, z)] for z in zs]
+    return np.asarray(segs, np.float64).reshape(-1, 2, 3)
+
+
+def render_people_panel(people: list, view: CameraView, skeleton: Skeleton = H36M17,
+                        size: tuple[int, int] = (480, 480), *, world_view: WorldView | None = None,
+                        title: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Draw several people in 3D: the camera view, and with ``world_view`` the world view below.
+
+    Each person (:class:`PersonPose`) is drawn in their colour
+    (:func:`~wsgcn_cli.render.style.person_color`) with their ID above the head, at their
+    camera-frame position, with the clip's fixed framing ``view`` (:meth:`CameraView.for_clip`),
+    far people first, over the floor grid. A person whose ``camera`` is None or all-NaN is
+    not drawn (in that view); with nobody drawn the panel says "no person".
+
+    Args:
+        people: the people of one frame, :class:`PersonPose` each.
+        view: the clip's camera-view framing.
+        skeleton: the poses' layout.
+        size: (width, height) in pixels.
+        world_view: None: the camera view fills the panel. A :class:`WorldView` (of the
+            shared world frame, fixed for the clip): the camera view in the top ``height // 2``
+            rows, :func:`render_world_panel_people` in the rest.
+        title: the camera view's title (default "camera" when split, else none).
+        out: optional (height, width, 3) uint8 array to draw into.
+
+    Returns:
+        (height, width, 3) uint8 RGB.
+
+    Raises:
+        ValueError: ``out`` of the wrong shape or dtype.
+    """
+    w, h, image = _canvas(size, out)
+    if world_view is not None:
+        top = h // 2
+        render_people_panel(people, view, skeleton, (w, top), title=title or "camera", out=image[:top])
+        render_world_panel_people(people, world_view, skeleton, (w, h - top), out=image[top:])
+        image[top, :] = GRID_COLOR  # a thin separator
+        return image
+    image[:] = np.tile(np.array(BACKGROUND, np.uint8), (w, 1))
+    text_scale = _text_scale(w, h)
+    rot = view.rotation()
+    scale, offset = view.fit(w, h)
+
+    def to_px(points):  # camera (N, 3) -> fixed-point pixels (N, 2)
+        v = np.asarray(points, np.float64).reshape(-1, 3) @ rot.T
+        xy = np.clip(v[:, :2] * scale + offset, -4.0 * max(w, h), 5.0 * max(w, h))
+        return np.round(xy * _ONE).astype(np.int32)
+
+    for a, b in to_px(view.grid.reshape(-1, 3)).reshape(-1, 2, 2):
+        cv2.line(image, tuple(a), tuple(b), GRID_COLOR, 1, cv2.LINE_AA, _SHIFT)
+    thickness = max(2, int(round(min(w, h) / 160)))
+    drawn = []
+    for person in people:
+        pose = None if person.camera is None else np.asarray(person.camera, np.float64)
+        ok = None if pose is None else np.isfinite(pose).all(axis=1)
+        if pose is not None and ok.any():
+            safe = np.where(ok[:, None], pose, 0.0)
+            v = safe @ rot.T
+            drawn.append((float(np.mean(v[ok, 2])), person, v, ok, to_px(safe)))
+    if not drawn:
+        _label(image, "no person", (int(w * 0.5 - 60 * text_scale), int(h * 0.5)), TEXT_COLOR,
+               text_scale * 1.2)
+    for _, person, v, ok, px in sorted(drawn, key=lambda d: -d[0]):  # far first
+        color = person_color(person.track_id)
+        _draw_bones(image, v, ok, px, skeleton, thickness, color)
+        top = px[ok][np.argmin(px[ok][:, 1])] / _ONE
+        draw_tag(image, str(int(person.track_id)), top, color, text_scale, max(1, thickness // 2))
+    grid_text = f"grid {view.grid_step:g} m"
+    (tw, _), _ = cv2.getTextSize(grid_text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 1)
+    _label(image, grid_text, (w - tw - int(10 * text_scale), int(30 * text_scale)), GRID_TEXT_COLOR, text_scale)
+    if title:
+        _label(image, title, (int(10 * text_scale), int(30 * text_scale)), TEXT_COLOR, text_scale)
+    return image
+
+
+def render_world_panel_people(people: list, view: WorldView, skeleton: Skeleton = H36M17,
+                              size: tuple[int, int] = (480, 240), *,
+                              title: str | None = "world, from the side",
+                              out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`render_world_panel` of several people (:class:`PersonPose`: ``world``,
+    ``trail``, ``contact``) in one world frame: each in their colour with their ID, their
+    pelvis trail on the floor in their colour, far people first. People without a
+    ``world`` pose are not drawn; their trail still is. Returns (height, width, 3) uint8
+    RGB; raises ValueError for an ``out`` of the wrong shape or dtype."""
+    w, h, image = _canvas(size, out)
+    figures = [_Figure(q.world, q.trail, q.contact, person_color(q.track_id), str(int(q.track_id)))
+               for q in people]
+    _world_panel(image, view, skeleton, figures, title)
+    return image
