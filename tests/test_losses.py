@@ -239,3 +239,113 @@ def test_temporal_term_scaled_to_a_reference_rate_measures_the_same_motion():
     assert at10 == pytest.approx(25 * at50.item(), rel=1e-9)
     scaled = losses.temporal_smoothness_loss(motion(t50[::5])[None], frame_scale=torch.tensor([(10 / 50.0) ** 2], dtype=torch.float64))
     assert scaled.item() == pytest.approx(at50.item(), rel=1e-9)
+
+
+# -- whole body: masked MPJPE, bones over the 133-keypoint tree, normals ----------------------------
+
+def wholebody_pose(n=4, seed=0):
+    """(n, 133, 3) metres grown along WHOLEBODY133_TREE with random bone directions, pelvis at 0."""
+    from wsgcn_cli.skeletons import WHOLEBODY133_PARENTS
+
+    rng = np.random.default_rng(seed)
+    pose = np.zeros((n, 133, 3))
+    depth = lambda j: 0 if WHOLEBODY133_PARENTS[j] < 0 else 1 + depth(WHOLEBODY133_PARENTS[j])  # noqa: E731
+    for j in sorted(range(133), key=depth):                      # parents before children
+        par = WHOLEBODY133_PARENTS[j]
+        if par >= 0:
+            d = rng.normal(size=(n, 3))
+            pose[:, j] = pose[:, par] + (0.3 if j < 23 else 0.025) * d / np.linalg.norm(d, axis=-1, keepdims=True)
+    return pose - 0.5 * (pose[:, 11:12] + pose[:, 12:13])
+
+
+def test_mpjpe_masks_joints_by_weight_and_leaves_out_missing_targets():
+    target = torch.tensor(wholebody_pose(3))
+    pred = (target + 0.01).requires_grad_(True)
+    full = losses.mpjpe_loss(pred, target)
+    assert full.item() == pytest.approx(0.01 * 3**0.5)
+    w = torch.ones(3, 133)
+    w[:, 91:] = 0.0
+    off = pred.detach().clone()
+    off[:, 91:] += 1.0                                           # hands far off, but masked
+    assert losses.mpjpe_loss(off, target, w).item() == pytest.approx(full.item())
+    missing = target.clone()
+    missing[0, 23:91] = float("nan")                             # face not labelled
+    loss = losses.mpjpe_loss(pred, missing)
+    loss.backward()
+    assert loss.item() == pytest.approx(full.item()) and torch.isfinite(pred.grad).all()
+    assert (pred.grad[0, 23:91] == 0).all() and pred.grad[1, 23:91].abs().sum() > 0
+
+
+def test_bone_loss_over_the_wholebody_tree_per_sample_masked_and_symmetric():
+    from wsgcn_cli.skeletons import WHOLEBODY133_TREE as TREE
+
+    pairs = bone_pairs(TREE)
+    sym = losses.symmetric_bones(TREE)
+    perm = TREE.flip_permutation()
+    assert len(pairs) == 132 and len(sym) == 61
+    for left, right in sym:
+        assert {perm[pairs[left][0]], perm[pairs[left][1]]} == set(pairs[right].tolist())
+    target = torch.tensor(wholebody_pose(4))
+    ref = losses.bone_lengths(target, TREE)                      # per sample (4, 132)
+    pose = target.clone().requires_grad_(True)
+    assert losses.bone_length_loss(pose, ref, symmetry_weight=0.0, skeleton=TREE).item() < 1e-12
+    bent = pose.clone()
+    bent[:, 112:] = bent[:, 112:] * 1.3                          # a bigger right hand
+    loss = losses.bone_length_loss(bent, ref, symmetry_weight=0.0, skeleton=TREE)
+    loss.backward()
+    assert loss.item() > 1e-4 and torch.isfinite(pose.grad).all() and pose.grad[:, 112:].abs().sum() > 0
+    w = torch.ones(4, 133)
+    w[:, 112:] = 0.0                                             # right hand masked: nothing left to see
+    assert losses.bone_length_loss(bent, ref, symmetry_weight=0.0, skeleton=TREE, weights=w).item() < 1e-12
+    missing = target.clone()
+    missing[:, 112:] = float("nan")                              # right hand not labelled
+    ref_missing = losses.bone_lengths(missing, TREE)
+    assert losses.bone_length_loss(bent, ref_missing, symmetry_weight=0.0, skeleton=TREE).item() < 1e-12
+    assert losses.bone_length_loss(bent, ref_missing, symmetry_weight=0.0, skeleton=TREE,
+                                   batch_mean=True).item() < 1e-12
+    # the symmetry term sees the bigger hand; the masked symmetry term does not
+    assert losses.bone_length_loss(bent.detach(), skeleton=TREE).item() > 1e-4
+    sym_only = losses.bone_length_loss(bent.detach(), skeleton=TREE, weights=w)
+    assert sym_only.item() == pytest.approx(losses.bone_length_loss(target, skeleton=TREE, weights=w).item())
+    with pytest.raises(WsgcnError):
+        losses.bone_length_loss(pose, ref[:, :100], skeleton=TREE)
+
+
+def test_normal_loss_is_zero_for_identical_poses_and_positive_for_a_bent_one():
+    from wsgcn_cli.skeletons import WHOLEBODY133_TRIPLETS as TRI
+
+    target = torch.tensor(wholebody_pose(4, seed=3))
+    pose = target.clone().requires_grad_(True)
+    assert losses.normal_loss(pose, target, TRI).item() < 1e-9
+    assert losses.normal_loss(pose * 2.0, target, TRI).item() < 1e-9        # scale does not matter
+    bent = pose.clone()
+    elbow = bent[:, 7:8]
+    bent[:, 9] = 2 * elbow[:, 0] - bent[:, 9]                    # left forearm turned through the elbow
+    loss = losses.normal_loss(bent, target, TRI)
+    loss.backward()
+    assert loss.item() > 0.01 and torch.isfinite(pose.grad).all() and pose.grad[:, 9].abs().sum() > 0
+    mirrored = target * torch.tensor([-1.0, 1.0, 1.0], dtype=target.dtype)  # same bones, other planes
+    assert losses.normal_loss(mirrored, target, TRI).item() > 0.5
+    # hand-made: one triplet, a right angle turned about its first edge by 90 degrees
+    tri = [(0, 1, 2)]
+    t = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]])
+    p = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 0, 1]]])
+    assert losses.normal_loss(p, t, tri).item() == pytest.approx(1.0)
+    straight = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [2, 0.01, 0]]])       # no plane: left out
+    assert losses.normal_loss(p, straight, tri).item() == 0.0
+    w = torch.ones(1, 3)
+    w[0, 2] = 0.0
+    assert losses.normal_loss(p, t, tri, weights=w).item() == 0.0
+    nan = t.clone()
+    nan[0, 2] = float("nan")
+    q = p.clone().requires_grad_(True)
+    out = losses.normal_loss(q, nan, tri)
+    out.backward()
+    assert out.item() == 0.0 and torch.isfinite(q.grad).all()
+    degenerate = torch.zeros(1, 3, 3, requires_grad=True)       # a collapsed prediction: finite gradient
+    losses.normal_loss(degenerate, t, tri).backward()
+    assert torch.isfinite(degenerate.grad).all()
+    with pytest.raises(WsgcnError):
+        losses.normal_loss(p, t, [(0, 1, 3)])
+    with pytest.raises(WsgcnError):
+        losses.normal_loss(p, t[..., :2], tri)

@@ -7,7 +7,9 @@ The layouts are the ones in ``shared/CONVENTIONS.md``:
   detections shipped with the Human3.6M data.
 * ``blazepose33``: MediaPipe Pose (BlazePose) landmarks.
 * ``coco17``: COCO body keypoints.
-* ``coco_wholebody133``: COCO-WholeBody (H3WB) keypoints.
+* ``coco_wholebody133``: COCO-WholeBody (H3WB) keypoints; its part ranges, pelvis, a
+  kinematic tree (:data:`WHOLEBODY133_TREE`) and the joint triplets of the normal loss
+  are here too, for the whole-body lifter and its losses.
 
 "Left" is always the person's left. Mappings between layouts that need geometry (for
 example BlazePose to H36M-17) live in :mod:`wsgcn_cli.pose2d.mapping`; this module only
@@ -16,7 +18,7 @@ describes layouts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -191,6 +193,87 @@ def _wholebody133() -> Skeleton:
 
 COCO_WHOLEBODY133 = _wholebody133()
 
+#: COCO-WholeBody-133 parts as [start, stop) index ranges. H3WB's "body" is the 23
+#: keypoints of COCO-17 and the feet; the SemGAN decoder treats both hands as one part.
+WHOLEBODY133_PARTS = {"body": (0, 23), "face": (23, 91), "left_hand": (91, 112), "right_hand": (112, 133)}
+
+#: The hips whose mean is H3WB's pelvis (the root of root-relative whole-body 3D).
+WHOLEBODY133_PELVIS = (11, 12)
+
+
+def _wholebody133_parents() -> tuple[int, ...]:
+    """A kinematic tree over the 133 keypoints, rooted at the nose (0), left/right symmetric.
+
+    Body: eyes and shoulders hang from the nose, ears from the eyes, hips from the
+    shoulders (COCO has no spine), then the limbs; the three foot points from the ankle.
+    Face (iBUG order f, keypoint 23 + f): the nose tip (30) from the body's nose, the
+    bridge up from the tip, nostrils from 33, brows and eyes from the bridge top (27)
+    running outward, the upper lip centre (51) from 33, the lips around from there, the
+    lower lip centre (57) through the inner lip (62 -> 66 -> 57), the chin (8) from 57 and
+    the jaw outward to the ears. Hands: the hand's wrist from the body's wrist (9, 10),
+    each finger a chain from the hand's wrist.
+    """
+    par = [-1, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14, 15, 15, 15, 16, 16, 16]
+    face = {30: None, 29: 30, 28: 29, 27: 28, 33: 30, 32: 33, 31: 32, 34: 33, 35: 34,
+            21: 27, 22: 27, 39: 27, 42: 27, 38: 39, 37: 38, 36: 37, 40: 39, 41: 40,
+            43: 42, 44: 43, 45: 44, 47: 42, 46: 47, 51: 33, 62: 51, 66: 62, 57: 66, 8: 57,
+            61: 62, 60: 61, 63: 62, 64: 63, 67: 66, 65: 66}
+    face.update({f: f + 1 for f in range(17, 21)})                    # right brow, outward
+    face.update({f: f - 1 for f in range(23, 27)})                    # left brow, outward
+    face.update({f: f + 1 for f in range(0, 8)})                      # jaw, chin -> right ear
+    face.update({f: f - 1 for f in range(9, 17)})                     # jaw, chin -> left ear
+    face.update({50: 51, 49: 50, 48: 49, 59: 48, 58: 59, 52: 51, 53: 52, 54: 53, 55: 54, 56: 55})
+    assert sorted(face) == list(range(68))
+    par += [0 if face[f] is None else 23 + face[f] for f in range(68)]
+    for base, wrist in ((91, 9), (112, 10)):
+        par.append(wrist)
+        for finger in range(5):
+            first = base + 1 + 4 * finger
+            par += [base, first, first + 1, first + 2]
+    assert len(par) == 133
+    return tuple(par)
+
+
+#: Parent of each COCO-WholeBody-133 keypoint in a tree rooted at the nose (-1); see
+#: :func:`_wholebody133_parents`. Its bones (``bone_pairs(WHOLEBODY133_TREE)``) are what
+#: the whole-body bone-length loss and the lifter's distance input use.
+WHOLEBODY133_PARENTS = _wholebody133_parents()
+
+#: COCO-WholeBody-133 with the tree above as ``parents`` (same name, keypoints, drawn
+#: edges and sides as :data:`COCO_WHOLEBODY133`; not a separate layout, not in LAYOUTS).
+WHOLEBODY133_TREE = replace(COCO_WHOLEBODY133, parents=WHOLEBODY133_PARENTS, _index={})
+
+
+def _wholebody133_triplets() -> tuple[tuple[int, int, int], ...]:
+    """Joint triplets (a, b, c) spanning local planes, normal (p_b - p_a) x (p_c - p_a)."""
+    tri = [(11, 12, 5), (12, 11, 6), (5, 6, 11), (6, 5, 12),         # torso
+           (0, 5, 6), (0, 1, 2), (0, 3, 4),                           # head on shoulders, face
+           (5, 6, 7), (6, 5, 8), (7, 5, 9), (8, 6, 10),               # shoulders, elbows
+           (11, 12, 13), (12, 11, 14), (13, 11, 15), (14, 12, 16),    # hips, knees
+           (15, 13, 17), (16, 14, 20), (15, 17, 19), (16, 20, 22),    # ankles
+           (19, 17, 18), (22, 20, 21)]                                # soles
+    f = 23                                                            # face, iBUG + 23
+    tri += [(f + a, f + b, f + c) for a, b, c in (
+        (30, 36, 45), (27, 39, 42), (30, 48, 54), (33, 31, 35), (27, 17, 26), (8, 0, 16),
+        (8, 4, 12), (51, 48, 54), (57, 54, 48), (62, 60, 64), (66, 64, 60))]
+    for base, wrist, elbow in ((91, 9, 7), (112, 10, 8)):
+        tri += [(wrist, elbow, base + 5), (wrist, elbow, base + 17)]  # hand on the forearm
+        tri += [(base, base + 5, base + 9), (base, base + 9, base + 13), (base, base + 13, base + 17),
+                (base, base + 1, base + 5)]                           # palm, thumb base
+        for finger in range(5):
+            k = base + 1 + 4 * finger
+            tri += [(k, base, k + 1), (k + 1, k, k + 2), (k + 2, k + 1, k + 3)]  # finger joints
+    return tuple(tri)
+
+
+#: Joint triplets of COCO-WholeBody-133 whose planes the normal loss compares
+#: (:func:`wsgcn_cli.train.losses.normal_loss`): torso, head, shoulders, elbows, hips,
+#: knees, ankles and soles, face planes (eyes, nose, mouth, brows, jaw), each hand's
+#: orientation on its forearm, palm and every finger joint. The normal of (a, b, c) is
+#: (p_b - p_a) x (p_c - p_a); nearly straight joints (a straight finger or elbow) have
+#: no defined plane and are skipped by the loss where the target is nearly straight.
+WHOLEBODY133_TRIPLETS = _wholebody133_triplets()
+
 LAYOUTS: dict[str, Skeleton] = {
     s.name: s for s in (H36M17, SH16, BLAZEPOSE33, COCO17, COCO_WHOLEBODY133)
 }
@@ -207,8 +290,11 @@ def get_layout(name: str) -> Skeleton:
 
 
 def bone_pairs(skeleton: Skeleton = H36M17) -> np.ndarray:
-    """(B, 2) int array of (parent, child) pairs of a tree layout, for bone lengths."""
-    return np.array(_tree_edges(skeleton.parents), dtype=np.int64)
+    """(B, 2) int array of (parent, child) pairs of a tree layout, for bone lengths; for a
+    layout without ``parents``, its drawn ``edges`` (e.g. ``COCO_WHOLEBODY133``; use
+    :data:`WHOLEBODY133_TREE` for its tree)."""
+    edges = _tree_edges(skeleton.parents) if skeleton.parents is not None else skeleton.edges
+    return np.array(edges, dtype=np.int64).reshape(-1, 2)
 
 
 def bone_lengths(pose: np.ndarray, skeleton: Skeleton = H36M17) -> np.ndarray:

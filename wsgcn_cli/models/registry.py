@@ -17,6 +17,7 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.models.mlp import MartinezMLP
 from wsgcn_cli.models.pose2d_net import PoseRepresentationNet
 from wsgcn_cli.models.refiner_net import LSTMRefiner
+from wsgcn_cli.models.semgan import SemGAN
 from wsgcn_cli.models.semgcn import SemGCN
 
 
@@ -31,6 +32,7 @@ MODELS: dict[str, Entry] = {
     "semgcn_nonlocal": Entry("lifter", lambda **kw: SemGCN(non_local=True, **kw)),
     "semgcn": Entry("lifter", lambda **kw: SemGCN(non_local=False, **kw)),
     "martinez_mlp": Entry("lifter", MartinezMLP),
+    "semgan": Entry("lifter", SemGAN),  # COCO-WholeBody-133 (models/semgan.py)
     "pose_representation": Entry("pose2d", PoseRepresentationNet),
     "lstm_refiner": Entry("refiner", LSTMRefiner),
 }

@@ -3,10 +3,13 @@
 All losses are batched, differentiable and return a scalar tensor; none has a Python
 loop over samples. Poses are root-relative camera coordinates in metres (x right,
 y down, z forward; joint 0, the pelvis, at 0), H36M-17 order, shape (..., 17, 3) with
-any leading dimensions; 2D keypoints are pixels (origin top-left, x right, y down).
+any leading dimensions, unless a loss takes a ``skeleton`` or ``triplets`` (the
+whole-body terms: COCO-WholeBody-133, pelvis = mean of the hips); 2D keypoints are
+pixels (origin top-left, x right, y down).
 
 * :func:`mpjpe_loss` — mean per-joint Euclidean distance to 3D ground truth (metres),
-  as VideoPose3D and our supervised loop train.
+  as VideoPose3D and our supervised loop train; per-joint weights mask joints out and
+  missing (NaN) targets are left out.
 * :func:`reprojection_loss` — pixel distance between the 2D keypoints and the 3D pose
   placed at a camera-frame root and projected through the camera model of
   :mod:`wsgcn_cli.camera` (distortion optional). The 2D-3D projection consistency of
@@ -19,6 +22,12 @@ any leading dimensions; 2D keypoints are pixels (origin top-left, x right, y dow
   reference bone lengths (per sample, or of the batch means as in WS-GCN's bone
   penalty and VideoPose3D's semi-supervised bone-length term, Pavllo et al. CVPR 2019);
   :func:`reference_bone_lengths` computes the reference from Human3.6M's 3D data.
+  With ``skeleton=WHOLEBODY133_TREE``, per-joint ``weights`` and the targets' bone
+  lengths as the reference it is SemGAN's bone loss over 133 keypoints.
+* :func:`normal_loss` — orientation of local planes of joint triplets against the
+  target's (1 - cosine of the normals): SemGAN's normal loss (Wen et al., "3D WholeBody
+  Pose Estimation based on Semantic Graph Attention Network and Distance Information",
+  2024), with :data:`wsgcn_cli.skeletons.WHOLEBODY133_TRIPLETS`.
 * :func:`temporal_smoothness_loss` — velocity or acceleration of consecutive frames.
 * :func:`anchor_loss` — distance to the outputs of a frozen base model, so that an
   adapted lifter stays near what it was before adaptation.
@@ -55,14 +64,20 @@ def _weighted_mean(err: torch.Tensor, weights: torch.Tensor | None) -> torch.Ten
 
 def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor,
                weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean per-joint position error (MPJPE), metres.
+    """Mean per-joint position error (MPJPE), metres; masked with ``weights``.
 
     Args:
-        pred, target: (..., J, 3) poses in the same frame and unit (metres).
-        weights: optional (..., J) non-negative weights (a weighted mean).
+        pred, target: (..., J, 3) poses in the same frame and unit (metres). Joints whose
+            target is not finite (a missing label, NaN) get zero weight, with a zero (not
+            NaN) gradient.
+        weights: optional (..., J) non-negative weights (a weighted mean): 0 masks a
+            joint out, e.g. a part that is not labelled or not seen.
     Returns:
-        scalar tensor, the (weighted) mean Euclidean joint distance.
+        scalar tensor, the (weighted) mean Euclidean joint distance (0 if nothing is left).
     """
+    known = torch.isfinite(target).all(-1)
+    target = torch.where(known.unsqueeze(-1), target, pred.detach())
+    weights = known if weights is None else weights * known
     return _weighted_mean(torch.linalg.vector_norm(pred - target, dim=-1), weights)
 
 
@@ -173,15 +188,25 @@ def bone_lengths(pose: torch.Tensor, skeleton: Skeleton = H36M17) -> torch.Tenso
 def symmetric_bones(skeleton: Skeleton = H36M17) -> np.ndarray:
     """(P, 2) indices into :func:`bone_pairs` of (left bone, right bone) pairs.
 
-    A bone is on the left when its child joint is; its mirror is the bone whose child is
-    the child's left/right counterpart. For H36M-17: hip, thigh, shin, shoulder, upper
-    arm and forearm (6 pairs).
+    The mirror of bone (a, b) is the bone (a', b') or (b', a') of the left/right
+    counterparts of its ends; a pair is listed once, the bone whose child (else parent)
+    is on the left first. Bones that are their own mirror (the shoulder line) or have none
+    are left out, so any tree or edge list works. For H36M-17: hip, thigh, shin,
+    shoulder, upper arm and forearm (6 pairs).
     """
     pairs = bone_pairs(skeleton)
-    by_child = {int(ch): i for i, (_, ch) in enumerate(pairs)}
     perm = skeleton.flip_permutation()
-    return np.array([(by_child[int(ch)], by_child[int(perm[ch])])
-                     for _, ch in pairs if ch in skeleton.left], dtype=np.int64)
+    left, right = set(skeleton.left), set(skeleton.right)
+    index: dict[tuple[int, int], int] = {}
+    for i, (a, b) in enumerate(pairs.tolist()):
+        index.setdefault((a, b), i)
+        index.setdefault((b, a), i)
+    out = []
+    for i, (a, b) in enumerate(pairs.tolist()):
+        j = index.get((int(perm[a]), int(perm[b])))
+        if j is not None and j != i and (b in left or (b not in right and a in left)):
+            out.append((i, j))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
 @functools.lru_cache(maxsize=8)
@@ -229,7 +254,7 @@ def reference_bone_lengths(root: str | Path | None = None, subjects=("S1", "S5",
 
 def bone_length_loss(pose: torch.Tensor, reference=None, symmetry_weight: float = 1.0,
                      reference_weight: float = 1.0, batch_mean: bool = False,
-                     skeleton: Skeleton = H36M17) -> torch.Tensor:
+                     skeleton: Skeleton = H36M17, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Bone-length prior, metres: symmetry of left/right bones + agreement with a reference.
 
     ``symmetry_weight * mean |L_left - L_right|`` over the mirrored bone pairs of
@@ -237,25 +262,116 @@ def bone_length_loss(pose: torch.Tensor, reference=None, symmetry_weight: float 
     With ``batch_mean`` the reference term compares the bone lengths averaged over the
     batch (all leading dimensions) with the reference — WS-GCN's bone penalty (it
     matches the batch-mean bone lengths of unlabelled predictions to those of labelled
-    ones), which constrains the population, not each sample's proportions.
+    ones), which constrains the population, not each sample's proportions. With a
+    per-sample reference, ``bone_lengths(target, skeleton)``, it is SemGAN's bone loss
+    (Wen et al., "3D WholeBody Pose Estimation based on Semantic Graph Attention Network
+    and Distance Information", 2024): each predicted bone as long as the target's.
 
     Args:
         pose: (..., J, 3) poses, metres.
-        reference: (B,) reference lengths in metres (e.g. :func:`reference_bone_lengths`,
-            or the batch-mean bone lengths of a labelled batch), or None for symmetry only.
+        reference: (B,) or per sample (..., B) reference lengths in metres (e.g.
+            :func:`reference_bone_lengths`, the batch-mean bone lengths of a labelled batch,
+            or :func:`bone_lengths` of the targets), or None for symmetry only. Non-finite
+            entries (bones of unlabelled joints) are left out.
+        skeleton: the tree (``parents``) or, for a layout without one, the drawn edges
+            whose bones are compared (:func:`wsgcn_cli.skeletons.bone_pairs`); e.g.
+            :data:`wsgcn_cli.skeletons.WHOLEBODY133_TREE` for the 133 whole-body keypoints.
+        weights: optional (..., J) per-joint weights; a bone weighs the product of its
+            two joints' weights (0 leaves it out), a mirrored pair the product of its bones'.
     Returns:
         scalar tensor, metres.
+    Raises:
+        WsgcnError: the reference does not have one length per bone of ``skeleton``.
     """
     lengths = bone_lengths(pose, skeleton)                                   # (..., B)
+    bw = None
+    if weights is not None:
+        pairs = torch.as_tensor(bone_pairs(skeleton), device=pose.device)
+        w = weights.to(lengths.dtype)
+        bw = w[..., pairs[:, 0]] * w[..., pairs[:, 1]]                       # (..., B)
     sym = torch.as_tensor(symmetric_bones(skeleton), device=pose.device)
-    loss = symmetry_weight * (lengths[..., sym[:, 0]] - lengths[..., sym[:, 1]]).abs().mean()
+    loss = lengths.new_zeros(())
+    if symmetry_weight and len(sym):
+        sym_w = None if bw is None else bw[..., sym[:, 0]] * bw[..., sym[:, 1]]
+        loss = loss + symmetry_weight * _weighted_mean(
+            (lengths[..., sym[:, 0]] - lengths[..., sym[:, 1]]).abs(), sym_w)
     if reference is not None and reference_weight:
         ref = torch.as_tensor(reference, dtype=lengths.dtype, device=lengths.device)
         if ref.shape[-1] != lengths.shape[-1]:
             raise WsgcnError(f"reference has {ref.shape[-1]} bone lengths, the skeleton {lengths.shape[-1]}")
-        got = lengths.reshape(-1, lengths.shape[-1]).mean(0) if batch_mean else lengths
-        loss = loss + reference_weight * (got - ref).abs().mean()
+        known = torch.isfinite(ref)
+        ref = torch.where(known, ref, 0.0)
+        if batch_mean:
+            flat = lengths.reshape(-1, lengths.shape[-1])
+            if bw is None:
+                got, seen = flat.mean(0), torch.ones_like(flat[0])
+            else:
+                fw = bw.expand_as(lengths).reshape(-1, lengths.shape[-1])
+                seen = fw.sum(0)
+                got = (flat * fw).sum(0) / seen.clamp_min(1e-12)
+            rw = (seen > 0).to(lengths.dtype) * known
+            err = (got - ref).abs()
+        else:
+            err = (lengths - ref).abs()
+            rw = known.to(lengths.dtype) if bw is None else bw * known
+        loss = loss + reference_weight * _weighted_mean(err, rw.expand_as(err))
     return loss
+
+
+def normal_loss(pred: torch.Tensor, target: torch.Tensor, triplets,
+                weights: torch.Tensor | None = None, min_sine: float = 0.1) -> torch.Tensor:
+    """Normal loss: orientation of local joint planes, 1 - cos(n_pred, n_target) (no unit).
+
+    The normal of a triplet (a, b, c) is ``n = (p_b - p_a) x (p_c - p_a)``; the loss is the
+    (weighted) mean over triplets of ``1 - n_pred . n_target / (|n_pred| |n_target|)``, 0
+    for identical planes, 1 at right angles, 2 for a plane turned over. The geometry loss
+    of SemGAN (Wen et al. 2024, with :func:`bone_length_loss` against the target's bone
+    lengths), which compares normals of local planes of the skeleton as mesh-recovery
+    losses compare face normals (Pose2Mesh, Choi et al. ECCV 2020; I2L-MeshNet, Moon &
+    Lee ECCV 2020). Comparing unit normals leaves scale and bone lengths to the other
+    terms and is invariant to the pose's size.
+
+    Triplets whose target joints are nearly collinear (sine of the angle at ``a`` below
+    ``min_sine``: a straight finger or elbow) have no defined plane and are left out, as
+    are triplets with a non-finite target joint (a missing label) or a joint of weight 0.
+
+    Args:
+        pred, target: (..., J, 3) poses, same frame (any unit).
+        triplets: (T, 3) joint indices, e.g. :data:`wsgcn_cli.skeletons.WHOLEBODY133_TRIPLETS`.
+        weights: optional (..., J) per-joint weights; a triplet weighs the product of its three.
+        min_sine: the smallest sine of the target's angle at ``a`` that counts as a plane.
+    Returns:
+        scalar tensor in [0, 2] (0 when no triplet counts).
+    Raises:
+        WsgcnError: shapes that do not match, or triplets that are not (T, 3) joint indices.
+    """
+    tri = np.asarray(triplets, dtype=np.int64)
+    if pred.shape != target.shape or pred.shape[-1] != 3 or tri.ndim != 2 or tri.shape[-1] != 3 \
+            or (tri.size and (tri.min() < 0 or tri.max() >= pred.shape[-2])):
+        raise WsgcnError(f"normal loss needs pred and target (..., J, 3) of one shape and (T, 3) triplets of "
+                         f"joints < J; got {tuple(pred.shape)}, {tuple(target.shape)}, {tri.shape}")
+    tri = torch.as_tensor(tri, device=pred.device)
+    known = torch.isfinite(target).all(-1)
+    target = torch.where(known.unsqueeze(-1), target, 0.0)
+
+    def edges(p):
+        a = p[..., tri[:, 0], :]
+        return p[..., tri[:, 1], :] - a, p[..., tri[:, 2], :] - a
+
+    e1, e2 = edges(target)
+    n_t = torch.linalg.cross(e1, e2)
+    norm_t = torch.linalg.vector_norm(n_t, dim=-1)
+    sine = norm_t / (torch.linalg.vector_norm(e1, dim=-1) * torch.linalg.vector_norm(e2, dim=-1)).clamp_min(1e-12)
+    w = ((sine > min_sine) & known[..., tri].all(-1)).to(pred.dtype)
+    if weights is not None:
+        w = w * weights.to(pred.dtype)[..., tri].prod(-1)
+    p1, p2 = edges(pred)
+    n_p = torch.linalg.cross(p1, p2)
+    # |n_p| floored at a sine of 1e-3: a nearly straight predicted triplet gets a bounded gradient
+    floor = 1e-3 * torch.linalg.vector_norm(p1, dim=-1) * torch.linalg.vector_norm(p2, dim=-1)
+    norm_p = torch.maximum(torch.linalg.vector_norm(n_p, dim=-1), floor).clamp_min(1e-12)
+    cos = (n_p * n_t).sum(-1) / (norm_p * norm_t.clamp_min(1e-12))
+    return _weighted_mean(1.0 - cos, w)
 
 
 # -- time ---------------------------------------------------------------------------------
