@@ -5,6 +5,7 @@ import math
 import numpy as np
 import torch
 
+from wsgcn_cli.camera import project
 from wsgcn_cli.data.augment import VirtualCameraRanges, scale_bones, view_through_camera, virtual_view
 from wsgcn_cli.skeletons import H36M17
 
@@ -62,3 +63,16 @@ def test_bone_scaling_is_symmetric_and_zero_std_is_the_identity():
     for l, r in zip(H36M17.left, H36M17.right):
         np.testing.assert_allclose(ratio[:, col[l]], ratio[:, col[r]], rtol=1e-4)
     assert ratio.std() > 0.03 and (scaled[:, 0] == 0).all()
+
+
+def test_virtual_views_take_any_joint_count_and_return_their_cameras():
+    g = torch.Generator().manual_seed(3)
+    pose = 0.3 * torch.randn(32, 133, 3, generator=g)               # a whole-body joint count
+    uv, cam, c = virtual_view(pose, g, return_camera=True)
+    assert uv.shape == (32, 133, 2) and cam.shape == (32, 133, 3)
+    root = torch.cat([(c["target"] - c["principal"]) / c["focal"][:, None] * c["depth"][:, None], c["depth"][:, None]], -1)
+    torch.testing.assert_close(project(cam + root[:, None], c["focal"][:, None, None], c["principal"][:, None]), uv,
+                               atol=1e-3, rtol=0)                    # the returned camera is the one used
+    uv2, cam2 = virtual_view(pose, torch.Generator().manual_seed(3))
+    uv3, cam3, _ = virtual_view(pose, torch.Generator().manual_seed(3), return_camera=True)
+    assert torch.equal(uv2, uv3) and torch.equal(cam2, cam3)        # same draws with or without the camera

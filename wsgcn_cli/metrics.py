@@ -82,3 +82,55 @@ def acceleration_error(pred, gt, root: int | None = 0):
     return np.linalg.norm(
         np.diff(pred, n=2, axis=0) - np.diff(gt, n=2, axis=0), axis=-1
     ).mean(-1)
+
+
+# ---------------------------------------------------------------------------------------
+# Whole body (COCO-WholeBody-133), H3WB's definitions
+# ---------------------------------------------------------------------------------------
+
+#: H3WB's parts of COCO-WholeBody-133: (keypoints, alignment root(s)). The whole body and
+#: the body (COCO-17 + feet, 0-22) are aligned at the pelvis (the mean of the hips 11 and
+#: 12); the face (23-90) at the nose (0); each hand at its own wrist (91, 112).
+WHOLEBODY_PARTS = {
+    "all": (slice(0, 133), (11, 12)),
+    "body": (slice(0, 23), (11, 12)),
+    "face": (slice(23, 91), (0,)),
+    "left_hand": (slice(91, 112), (91,)),
+    "right_hand": (slice(112, 133), (112,)),
+    "face_pelvis": (slice(23, 91), (11, 12)),
+    "left_hand_pelvis": (slice(91, 112), (11, 12)),
+    "right_hand_pelvis": (slice(112, 133), (11, 12)),
+}
+
+
+def wholebody_mpjpe(pred, gt) -> dict:
+    """Per-frame MPJPE (N,) of whole-body poses (N, 133, 3) per H3WB part
+    (:data:`WHOLEBODY_PARTS`), in the input unit: ``all`` and ``body`` after pelvis
+    alignment, ``face`` aligned at the nose, ``left_hand`` / ``right_hand`` at their
+    wrists, ``hands`` the mean of both hands' keypoints; the ``*_pelvis`` entries are the
+    face and hands after the pelvis alignment only. Raises WsgcnError on other shapes."""
+    from wsgcn_cli.errors import WsgcnError
+
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[1:] != (133, 3):
+        raise WsgcnError(f"whole-body MPJPE needs pred and gt of shape (N, 133, 3); got {pred.shape} and {gt.shape}")
+    out = {}
+    for name, (part, root) in WHOLEBODY_PARTS.items():
+        p = pred[:, part] - pred[:, list(root)].mean(1, keepdims=True)
+        g = gt[:, part] - gt[:, list(root)].mean(1, keepdims=True)
+        out[name] = np.linalg.norm(p - g, axis=-1).mean(-1)
+    out["hands"] = (out["left_hand"] + out["right_hand"]) / 2
+    out["hands_pelvis"] = (out["left_hand_pelvis"] + out["right_hand_pelvis"]) / 2
+    return out
+
+
+def h3wb_summary(pred_m, gt_m) -> dict:
+    """H3WB scores of whole-body predictions against ground truth, both (N, 133, 3)
+    metres (any common frame; each part is aligned at its root, :func:`wholebody_mpjpe`).
+
+    Returns ``{"mpjpe_mm": all-133 MPJPE, "per_part": {part: mm}, "frames": N}``,
+    averages over frames in millimetres.
+    """
+    per = wholebody_mpjpe(pred_m, gt_m)
+    per_part = {k: float(v.mean() * 1000.0) for k, v in per.items() if k != "all"}
+    return {"mpjpe_mm": float(per["all"].mean() * 1000.0), "per_part": per_part, "frames": int(len(per["all"]))}

@@ -89,7 +89,8 @@ def scale_bones(pose: torch.Tensor, std: float, gen: torch.Generator, parents=H3
 
 
 def view_through_camera(pose_world: torch.Tensor, yaw, elevation, roll, depth, focal, principal, target):
-    """Root-relative world poses (B, J, 3) metres (z up) seen by given pinhole cameras.
+    """Root-relative world poses (B, J, 3) metres (z up), any joint count, seen by given
+    pinhole cameras.
 
     Per sample (tensors of shape (B,) or (B, 2)): the pose turns by ``yaw`` (radians)
     about the vertical; the camera, looking horizontally along world +y before it is
@@ -112,19 +113,33 @@ def view_through_camera(pose_world: torch.Tensor, yaw, elevation, roll, depth, f
     return uv, pose_cam
 
 
-def virtual_view(pose_world: torch.Tensor, gen: torch.Generator, ranges: VirtualCameraRanges = VirtualCameraRanges()):
-    """Root-relative world poses (B, J, 3) metres (z up) -> (2D pixels (B, J, 2),
-    root-relative camera-frame 3D (B, J, 3) metres) through random virtual cameras
-    (:func:`view_through_camera` with parameters drawn from ``ranges``)."""
-    b, dev, r = len(pose_world), pose_world.device, ranges
-    yaw = _uniform(b, 0.0, 2 * math.pi, gen, dev)
-    elev = torch.deg2rad(_uniform(b, *r.elevation_deg, gen, dev))
-    roll = torch.deg2rad((r.roll_deg * _normal(b, gen, dev)).clamp(-3 * r.roll_deg, 3 * r.roll_deg))
-    focal = (r.width / 2) / torch.tan(torch.deg2rad(_uniform(b, *r.fov_deg, gen, dev)) / 2)
-    principal = r.width / 2 * (1 + 2 * r.principal_jitter * torch.randn(b, 2, generator=gen, device=dev))
-    depth = _uniform(b, *r.depth_m, gen, dev)
-    target = principal + r.width * r.centre_box * (torch.rand(b, 2, generator=gen, device=dev) - 0.5)
-    return view_through_camera(pose_world, yaw, elev, roll, depth, focal, principal, target)
+def draw_virtual_cameras(b: int, gen: torch.Generator, device,
+                         ranges: VirtualCameraRanges = VirtualCameraRanges()) -> dict:
+    """``b`` random virtual cameras drawn from ``ranges`` (module docstring), as the
+    keyword arguments of :func:`view_through_camera`: ``yaw``, ``elevation``, ``roll``
+    (radians, (B,)), ``depth`` (m, (B,)), ``focal`` (px, (B,)), ``principal`` and
+    ``target`` (px, (B, 2)). The image is ``ranges.width`` pixels wide and as high."""
+    r = ranges
+    yaw = _uniform(b, 0.0, 2 * math.pi, gen, device)
+    elev = torch.deg2rad(_uniform(b, *r.elevation_deg, gen, device))
+    roll = torch.deg2rad((r.roll_deg * _normal(b, gen, device)).clamp(-3 * r.roll_deg, 3 * r.roll_deg))
+    focal = (r.width / 2) / torch.tan(torch.deg2rad(_uniform(b, *r.fov_deg, gen, device)) / 2)
+    principal = r.width / 2 * (1 + 2 * r.principal_jitter * torch.randn(b, 2, generator=gen, device=device))
+    depth = _uniform(b, *r.depth_m, gen, device)
+    target = principal + r.width * r.centre_box * (torch.rand(b, 2, generator=gen, device=device) - 0.5)
+    return dict(yaw=yaw, elevation=elev, roll=roll, depth=depth, focal=focal, principal=principal, target=target)
+
+
+def virtual_view(pose_world: torch.Tensor, gen: torch.Generator, ranges: VirtualCameraRanges = VirtualCameraRanges(),
+                 return_camera: bool = False):
+    """Root-relative world poses (B, J, 3) metres (z up), any joint count J and any root
+    (the origin is the point placed at ``depth``) -> (2D pixels (B, J, 2), root-relative
+    camera-frame 3D (B, J, 3) metres) through random virtual cameras
+    (:func:`view_through_camera` with parameters drawn by :func:`draw_virtual_cameras`).
+    With ``return_camera`` a third item is the drawn cameras' dict."""
+    cams = draw_virtual_cameras(len(pose_world), gen, pose_world.device, ranges)
+    uv, pose_cam = view_through_camera(pose_world, **cams)
+    return (uv, pose_cam, cams) if return_camera else (uv, pose_cam)
 
 
 class LifterAugment:
