@@ -88,19 +88,24 @@ def acceleration_error(pred, gt, root: int | None = 0):
 # Whole body (COCO-WholeBody-133), H3WB's definitions
 # ---------------------------------------------------------------------------------------
 
-#: H3WB's parts of COCO-WholeBody-133: (keypoints, alignment root(s)). The whole body and
-#: the body (COCO-17 + feet, 0-22) are aligned at the pelvis (the mean of the hips 11 and
-#: 12); the face (23-90) at the nose (0); each hand at its own wrist (91, 112).
-WHOLEBODY_PARTS = {
-    "all": (slice(0, 133), (11, 12)),
-    "body": (slice(0, 23), (11, 12)),
-    "face": (slice(23, 91), (0,)),
-    "left_hand": (slice(91, 112), (91,)),
-    "right_hand": (slice(112, 133), (112,)),
-    "face_pelvis": (slice(23, 91), (11, 12)),
-    "left_hand_pelvis": (slice(91, 112), (11, 12)),
-    "right_hand_pelvis": (slice(112, 133), (11, 12)),
-}
+def _h3wb_parts():
+    from wsgcn_cli.skeletons import WHOLEBODY133_PARTS as parts, WHOLEBODY133_PELVIS as pelvis
+
+    sl = {k: slice(*v) for k, v in parts.items()}
+    return {
+        "all": (slice(0, 133), pelvis), "body": (sl["body"], pelvis), "face": (sl["face"], (0,)),
+        "left_hand": (sl["left_hand"], (parts["left_hand"][0],)),
+        "right_hand": (sl["right_hand"], (parts["right_hand"][0],)),
+        "face_pelvis": (sl["face"], pelvis), "left_hand_pelvis": (sl["left_hand"], pelvis),
+        "right_hand_pelvis": (sl["right_hand"], pelvis),
+    }
+
+
+#: H3WB's parts of COCO-WholeBody-133 (:data:`wsgcn_cli.skeletons.WHOLEBODY133_PARTS`):
+#: name -> (keypoints, alignment root(s)). The whole body and the body (COCO-17 + feet,
+#: 0-22) are aligned at the pelvis (the mean of the hips 11 and 12); the face (23-90) at
+#: the nose (0); each hand at its own wrist (91, 112); ``*_pelvis``: pelvis-aligned only.
+WHOLEBODY_PARTS = _h3wb_parts()
 
 
 def wholebody_mpjpe(pred, gt) -> dict:

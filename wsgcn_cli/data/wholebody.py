@@ -99,6 +99,7 @@ from wsgcn_cli.camera import project
 from wsgcn_cli.data.augment import VirtualCameraRanges, scale_bones, virtual_view
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.pose2d.wholebody import ESTIMATED_KEYPOINTS, ESTIMATED_SCORE_FACTOR
+from wsgcn_cli.skeletons import WHOLEBODY133_PELVIS
 
 NUM_KEYPOINTS = 133
 
@@ -113,7 +114,7 @@ LABELLED = np.ones(NUM_KEYPOINTS, bool)
 LABELLED[list(SYNTHESISED)] = False
 
 #: The hips whose mean is the pelvis (root), as in H3WB.
-PELVIS = (11, 12)
+PELVIS = WHOLEBODY133_PELVIS
 
 FPHA_TRAIN_SUBJECTS = (1, 2, 3, 4, 5)
 FPHA_TEST_SUBJECTS = (6,)
