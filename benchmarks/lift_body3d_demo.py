@@ -4,9 +4,10 @@ The clip is Human3.6M S11 "WalkDog 1", camera 60457274 (see ``body3d_demo.py``).
 pipeline (default ``body17``) detects the 2D once (BlazePose, cached in ``--work``);
 then for each lifter weights file the stages after the detector run exactly as ``lift``
 runs them (:meth:`wsgcn_cli.pipeline.Pipeline.run` with ``whole_clip=True``: 2D stage,
-lifter with flip test, refiner with ``--refine``, then the whole-clip steps: smoothing,
-constant bones), and the 3D is scored against the ground truth (mm, camera coordinates);
-``lifter_only`` scores the stream's 3D before the whole-clip steps:
+lifter with flip test, the refiner where the pipeline has one (as ``lift``; ``--no-refine``
+leaves it out), then the whole-clip steps: smoothing, constant bones), and the 3D is
+scored against the ground truth (mm, camera coordinates); ``lifter_only`` scores the
+lifter's own 3D (no refiner, no whole-clip steps):
 
 * ``all17``: MPJPE / P-MPJPE over the 17 joints, root-relative (as ``wsgcn eval``);
 * ``limbs12``: the 12 limb joints (hips, knees, ankles, shoulders, elbows, wrists: the
@@ -14,7 +15,7 @@ constant bones), and the 3D is scored against the ground truth (mm, camera coord
   of its 12 joints), MPJPE, and P-MPJPE (similarity Procrustes on the 12 joints): the
   measure of issue 12's body3d_demo target (P-MPJPE <= 55, MPJPE <= 70 mm).
 
-    python benchmarks/lift_body3d_demo.py [--weights W.safetensors ...] [--pipeline body17] [--refine]
+    python benchmarks/lift_body3d_demo.py [--weights W.safetensors ...] [--pipeline body17] [--no-refine]
 
 Writes ``benchmarks/results/lift_body3d_demo.json`` (``--out``).
 """
@@ -48,7 +49,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", nargs="*", default=[], help="lifter weights to compare (default: the pipeline's)")
     p.add_argument("--pipeline", default="body17")
-    p.add_argument("--refine", action="store_true")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                   help="the refiner on / off (default: the pipeline's choice, as lift)")
     p.add_argument("--data", default=str(SHARED / "h36m"))
     p.add_argument("--work", default=None, help="folder for the cached 2D (default: a temporary folder)")
     p.add_argument("--device", default="cpu")
@@ -70,10 +72,12 @@ def main():
         pipe = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine, lifter_weights=w)
         pred = pipe.run(raw, whole_clip=True).keypoints_3d * 1000.0
         r = scores(pred.astype("float64"), gt_mm)
-        r["lifter_only"] = scores((pipe.run(raw).keypoints_3d * 1000.0).astype("float64"), gt_mm)
+        plain = Pipeline.from_file(args.pipeline, device=args.device, refine=False, lifter_weights=w)
+        r["lifter_only"] = scores((plain.run(raw).keypoints_3d * 1000.0).astype("float64"), gt_mm)
         meta = wio.load(w)[1]
         r.update(weights=Path(w).name, sha256=wio.sha256(w), samples_seen=meta.get("samples_seen_total"),
-                 refine=args.refine)
+                 refine=pipe.refiner is not None,
+                 refiner_sha256=pipe.refiner.sha256 if pipe.refiner is not None else None)
         results[Path(w).name] = r
         print(f"{Path(w).name:45s} limbs12 MPJPE {r['limbs12']['mpjpe_mm']:6.2f} P-MPJPE {r['limbs12']['p_mpjpe_mm']:6.2f}"
               f" | all17 MPJPE {r['all17']['mpjpe_mm']:6.2f} P-MPJPE {r['all17']['p_mpjpe_mm']:6.2f} mm "

@@ -1,7 +1,7 @@
 """Human3.6M effect of the temporal LSTM refiner: lifter alone vs lifter + refiner.
 
 The lifter and the refiner are those of a lift pipeline (``--pipeline``, default
-``body17-refine``, built with :meth:`wsgcn_cli.pipeline.Pipeline.from_file`; ``--lifter``,
+``body17``, built with :meth:`wsgcn_cli.pipeline.Pipeline.from_file`; ``--lifter``,
 ``--refiner``, ``--window``, ``--overlap`` and ``--flip-test`` override its tables).
 For each 2D source (projected ground truth ``gt``, Stacked Hourglass ``sh``), lifts
 S9 and S11 (all four cameras by default) with the lifter, refines every sequence
@@ -17,7 +17,7 @@ On ``../shared/data/videos/body3d_demo.mp4`` (Human3.6M S11 "WalkDog 1", 50 fps;
 the pipeline file (the same BlazePose 2D, read back with ``--keypoints``) against the ground truth, and times both whole commands (overlay video
 included) to give the refiner's share of ``lift`` time.
 
-    python benchmarks/refiner_h36m.py [--pipeline body17-refine] [--lifter WEIGHTS] [--refiner WEIGHTS]
+    python benchmarks/refiner_h36m.py [--pipeline body17] [--lifter WEIGHTS] [--refiner WEIGHTS]
         [--data DIR] [--stride N]
 
 Writes ``benchmarks/results/refiner_h36m.json`` (atomically).
@@ -68,7 +68,7 @@ def body3d_demo(pipeline: str, data_root: Path, work: Path, rounds: int = 2) -> 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", default="body17-refine", help="lift pipeline with a [refiner] table")
+    parser.add_argument("--pipeline", default="body17", help="lift pipeline with a [refiner] table")
     parser.add_argument("--lifter", default=None, help="lifter weights (default: the pipeline's)")
     parser.add_argument("--refiner", default=None, help="refiner weights (default: the pipeline's)")
     parser.add_argument("--data", default=None)

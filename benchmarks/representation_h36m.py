@@ -155,7 +155,8 @@ def main():
     from wsgcn_cli.train.representation import drop_joints, with_sh
 
     t0 = time.time()
-    pipe, base_pipe = Pipeline.from_file(args.pipeline, device="cpu"), Pipeline.from_file(args.baseline, device="cpu")
+    pipe = Pipeline.from_file(args.pipeline, device="cpu", refine=False)
+    base_pipe = Pipeline.from_file(args.baseline, device="cpu", refine=False)
     spec, base_spec = pipe.spec, base_pipe.spec
     if pipe.net is None:
         parser.error(f"pipeline {spec['name']} has no representation network")

@@ -3,7 +3,7 @@
 The clip is Human3.6M S11 "WalkDog 1", camera 60457274, 50 fps (see ``body3d_demo.py``).
 The 2D is detected once (or read from a cache, see ``world_body3d_demo.clip_2d``); then
 for each ``--smooth`` kind, without and with the temporal refiner (pipeline
-``body17-refine``, ``--refine``), the stages after the detector run as ``lift`` runs
+``body17`` with ``--no-refine`` and with the refiner, its default), the stages after the detector run as ``lift`` runs
 them (:meth:`wsgcn_cli.pipeline.Pipeline.run`: One-Euro on the 2D in the stream,
 Butterworth on the 3D after it) and the 3D is scored against the ground truth (mm,
 camera coordinates, all 17 joints root-relative): MPJPE, P-MPJPE, and the acceleration
@@ -61,7 +61,7 @@ def main():
     gt_mm, _, _ = ground_truth(Path(args.data))
     raw = clip_2d(Pipeline.from_file("body17", device=args.device), args.keypoints, args.work)
     results, options = {}, {}
-    for name, refine in (("body17", False), ("body17-refine", True)):
+    for name, refine in (("body17", False), ("body17", True)):
         for kind in KINDS:
             pipe = Pipeline.from_file(name, device=args.device, refine=refine, smooth=kind)
             options[kind] = vars(pipe.smoothing)
@@ -71,7 +71,8 @@ def main():
                   f"accel {r['accel_error_mm_per_frame2']:5.2f}", flush=True)
     sweep = {}
     if not args.no_sweep:
-        base = Pipeline.from_file("body17", device=args.device, smooth="none").run(raw, whole_clip=True).keypoints_3d
+        base = Pipeline.from_file("body17", device=args.device, smooth="none", refine=False).run(
+            raw, whole_clip=True).keypoints_3d
         for cutoff in (2.0, 3.0, 4.0, 6.0, 8.0, 10.0):
             r = measure(butterworth(base, raw.fps, cutoff, 4), gt_mm)
             sweep[f"butterworth cutoff_hz={cutoff:g} order=4"] = r
@@ -81,7 +82,8 @@ def main():
             spec = pipelines.load("body17", kind="lift")
             spec["smoothing"] = {**spec.get("smoothing", {}), "kind": "one-euro", "min_cutoff_hz": min_cutoff,
                                  "beta": beta}
-            r = measure(Pipeline.from_spec(spec, device=args.device).run(raw, whole_clip=True).keypoints_3d, gt_mm)
+            r = measure(Pipeline.from_spec(spec, device=args.device, refine=False).run(raw, whole_clip=True).keypoints_3d,
+                        gt_mm)
             sweep[f"one-euro min_cutoff_hz={min_cutoff:g} beta={beta:g}"] = r
             print(f"one-euro {min_cutoff:g} Hz beta {beta:g}  MPJPE {r['mpjpe_mm']:6.2f} "
                   f"accel {r['accel_error_mm_per_frame2']:5.2f}", flush=True)

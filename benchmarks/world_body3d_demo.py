@@ -17,8 +17,8 @@ the ground truth moved into the camera frame:
   the estimated floor, and above Human3.6M's floor (z = 0);
 * ``contact_agreement``: fraction of frames where ``foot_contact`` (left, right) agrees
   with contact in the ground truth (ankle below 120 mm and slower than 0.6 m/s);
-* ``*_calibrated_principal_point``: the same with the true principal point (a diagnostic
-  of how much the image-centre assumption costs; ``lift`` has no option for it).
+* ``*_calibrated_principal_point``: the same with the true principal point, as
+  ``lift --principal-point 515 502`` runs (what the image-centre assumption costs).
 
     python benchmarks/world_body3d_demo.py [--keypoints CACHE.npz] [--pipeline body17]
 
@@ -94,7 +94,8 @@ def score(world, pelvis, up, pelvis_height, ankles, fps: float) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", default="body17")
-    p.add_argument("--refine", action="store_true")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                   help="the refiner on / off (default: the pipeline's choice, as lift)")
     p.add_argument("--keypoints", default=None, help="the clip's raw 2D (.npz) instead of the cache or detecting")
     p.add_argument("--data", default=str(SHARED / "h36m"))
     p.add_argument("--work", default=None, help="folder for the detected 2D (default: a temporary folder)")
@@ -102,12 +103,8 @@ def main():
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "world_body3d_demo.json"))
     args = p.parse_args()
 
-    import numpy as np
-
     from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.pipeline import Pipeline
-    from wsgcn_cli.pose2d.mapping import observed_joints
-    from wsgcn_cli.world import estimate_world
 
     pelvis, up, height, ankles, cam = truth(Path(args.data))
     base = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine)
@@ -117,9 +114,9 @@ def main():
         pipe = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine, focal_px=focal)
         track = pipe.run(raw, whole_clip=True)
         results[name] = score(track.world, pelvis, up, height, ankles, raw.fps)
-        w = estimate_world(track.keypoints_2d, track.keypoints_3d, raw.width, raw.height, raw.fps,
-                           focal_px=track.world.focal_px, options=pipe.world, principal_px=cam.c,
-                           joint_weights=observed_joints(raw.layout).astype(np.float64))
+        calibrated = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine, focal_px=focal,
+                                        principal_px=[float(v) for v in cam.c])
+        w = calibrated.run(raw, whole_clip=True).world
         results[f"{name}_calibrated_principal_point"] = score(w, pelvis, up, height, ankles, raw.fps)
         for key in (name, f"{name}_calibrated_principal_point"):
             r = results[key]
@@ -128,7 +125,7 @@ def main():
     write_json(args.out, {
         "clip": "body3d_demo.mp4 (H36M S11 WalkDog 1, camera 60457274, frames 0-398; f = 1145 px, "
                 "principal point (515, 502) px on a 1000x1002 image)",
-        "pipeline": args.pipeline, "refine": args.refine, "smoothing": base.smoothing.kind,
+        "pipeline": args.pipeline, "refine": base.refiner is not None, "smoothing": base.smoothing.kind,
         "world_options": vars(base.world), "targets": {"focal_1145": {"pelvis_mm": 70.0, "shape_mm": 45.0}},
         "results": results})
 

@@ -303,7 +303,7 @@ def _pipeline(d: Path, base: str, table: str, weights: Path) -> Path:
     lines, current = [], None
     for line in (REPO / "pipelines" / f"{base}.toml").read_text().splitlines():
         if line.startswith("["):
-            current = line.strip().strip("[]")
+            current = line.split("]")[0].lstrip("[").strip()  # "[refiner]   # comment" -> refiner
         if current == table and line.split("=")[0].strip() == "weights":
             line = f'weights = "{weights}"'
         elif line.split("=")[0].strip() == "weights":  # the other stages' shipped weights
@@ -363,7 +363,7 @@ WEIGHTS_CASES = {
     "2D network as the lifter": ("kind:pose_representation_h36m.safetensors", "body17", "lifter", False,
                                  ("pose_representation_h36m.safetensors", "not a lifter")),
     "refiner as the lifter": ("kind:lstm_refiner_h36m.safetensors", "body17", "lifter", False, ("not a lifter",)),
-    "lifter as the refiner": ("kind:semgcn_nl_h36m_det2d.safetensors", "body17-refine", "refiner", True,
+    "lifter as the refiner": ("kind:semgcn_nl_h36m_det2d.safetensors", "body17", "refiner", True,
                               ("not a refiner",)),
     "lifter as the 2D network": ("kind:semgcn_nl_h36m_det2d.safetensors", "body17-network", "representation",
                                  False, ("not a 2D pose representation network",)),

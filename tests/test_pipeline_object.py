@@ -52,22 +52,28 @@ class FakeSource:
 
 
 def test_from_file_builds_every_stage_once_and_checks_across_stages(tmp_path):
-    p = Pipeline.from_file("body17", device="cpu")
+    p = Pipeline.from_file("body17", device="cpu", refine=False)
     assert p.net is None and p.refiner is None and p.lifter.sha256 and p.max_height == 720
-    assert Pipeline.from_file("body17-network", device="cpu").net is not None
-    r = Pipeline.from_file("body17-refine", device="cpu", refine=True)
+    network = Pipeline.from_file("body17-network", device="cpu")  # no [refiner] table: none by default
+    assert network.net is not None and network.refiner is None
+    r = Pipeline.from_file("body17", device="cpu")  # body17's refiner is on by default
     assert r.refiner is not None and r.refiner.window == 64 and r.warnings == []
+    assert Pipeline.from_file("body17", device="cpu", refine=True).refiner is not None
+    assert Pipeline.from_spec(dict(load("body17"), refiner={**load("body17")["refiner"], "enabled": False}),
+                              device="cpu").refiner is None
+    with pytest.raises(WsgcnError, match=r"\[refiner\] enabled"):
+        Pipeline.from_spec(dict(load("body17"), refiner={**load("body17")["refiner"], "enabled": "yes"}), device="cpu")
     with pytest.raises(WsgcnError, match=r"\[refiner\]"):
-        Pipeline.from_file("body17", device="cpu", refine=True)
+        Pipeline.from_file("body17-network", device="cpu", refine=True)
     with pytest.raises(WsgcnError, match="keypoint file"):
         Pipeline.from_file("body17", device="cpu", keypoints=tmp_path / "none.json")
     joint = load("body17-network-joint")
     spec = dict(joint, representation={"kind": "geometric"})
     with pytest.raises(WsgcnError, match="reads the 2D representation network's confidences"):
         Pipeline.from_spec(spec, device="cpu")
-    spec = dict(load("body17-refine"), refiner={"weights": str(tmp_path / "missing.safetensors")})
+    spec = dict(load("body17"), refiner={"weights": str(tmp_path / "missing.safetensors")})
     with pytest.raises(WsgcnError, match="refiner weights .* not found"):
-        Pipeline.from_spec(spec, device="cpu", refine=True)
+        Pipeline.from_spec(spec, device="cpu")
     with pytest.raises(WsgcnError, match="unknown detector"):
         Pipeline.from_spec(dict(load("body17"), detector={"name": "openpose"}), device="cpu")
     with pytest.raises(WsgcnError, match="max_gap_frames"):
@@ -79,12 +85,12 @@ def test_from_file_builds_every_stage_once_and_checks_across_stages(tmp_path):
         Pipeline.from_file(tmp_path / "value.toml", device="cpu")
 
 
-@pytest.mark.parametrize("name", ["body17-network", "body17-refine"])
+@pytest.mark.parametrize("name", ["body17-network", "body17"])
 def test_stream_equals_run_over_the_same_keypoints_with_bounded_delay(tmp_path, name):
     t = 140
     xy, score = blazepose(t)
     kp_file = write_keypoints(tmp_path / "kp.npz", xy, score, np.arange(t) / FPS)
-    pipe = Pipeline.from_file(name, device="cpu", refine=name.endswith("refine"), keypoints=kp_file)
+    pipe = Pipeline.from_file(name, device="cpu", keypoints=kp_file)  # body17: with its refiner
     source = FakeSource(t)
     track, held = Track(), 0
     with pipe.stream(source) as results:

@@ -135,9 +135,33 @@ def test_world_options_from_a_pipeline_table():
     o = WorldOptions.from_spec({"fov_deg": 60.0}, focal_px=900)
     assert o.focal_px == 900 and o.fov_deg == 60 and o.enabled
     for table, words in (({"bogus": 1}, "unknown"), ({"enabled": "yes"}, "enabled"), ({"fov_deg": 200}, "--fov"),
-                         ({"root_cutoff_hz": 0}, "root_cutoff_hz")):
+                         ({"root_cutoff_hz": 0}, "root_cutoff_hz"), ({"principal_px": [1.0]}, "principal_px"),
+                         ({"principal_px": "centre"}, "principal_px")):
         with pytest.raises(WsgcnError, match=words):
             WorldOptions.from_spec(table)
+    assert WorldOptions.from_spec({}).principal_px == []
+    assert WorldOptions.from_spec({"principal_px": [600, 400]}, principal_px=(10, 20)).principal_px == [10.0, 20.0]
+    with pytest.raises(WsgcnError, match="--principal-point"):
+        WorldOptions.from_spec({}, principal_px=(float("nan"), 3.0))
+
+
+def test_a_given_principal_point_moves_the_root_as_the_pinhole_model_says():
+    """The same 2D under a principal point dx pixels to the right: the root moves
+    -dx * z / f along x (the person is further left of the optical axis); y and depth
+    change only through the slightly different viewing angle (< 0.1 %)."""
+    poses, _ = walk(30)
+    R, centre = camera()
+    cam, kp2, _ = observe(poses, R, centre)
+    rel = cam - cam[:, :1]
+    base = estimate_world(kp2, rel, W, H, FPS, focal_px=F)
+    dx = 15.0
+    shifted = estimate_world(kp2, rel, W, H, FPS, focal_px=F, principal_px=(W / 2 + dx, H / 2))
+    from_options = estimate_world(kp2, rel, W, H, FPS, focal_px=F,
+                                  options=WorldOptions(principal_px=[W / 2 + dx, H / 2]))
+    z = base.root_camera_m[:, 2]
+    assert np.allclose(shifted.root_camera_m[:, 0], base.root_camera_m[:, 0] - dx * z / F, atol=2e-3)
+    assert np.allclose(shifted.root_camera_m[:, 1:], base.root_camera_m[:, 1:], rtol=1e-3, atol=1e-3)
+    assert np.allclose(from_options.root_camera_m, shifted.root_camera_m)
 
 
 def test_pipeline_fills_the_pose_files_world_fields(tmp_path):
@@ -180,7 +204,8 @@ def run_lift(args, capsys, cwd: Path):
 
 @pytest.mark.parametrize("flags, words", [(["--focal", "0"], "--focal"), (["--focal", "-100"], "--focal"),
                                           (["--fov", "5"], "--fov"), (["--fov", "175"], "--fov"),
-                                          (["--smooth", "kalman"], "smoothing")])
+                                          (["--smooth", "kalman"], "smoothing"),
+                                          (["--principal-point", "nan", "500"], "--principal-point")])
 def test_bad_lift_flags_are_one_line_errors_before_anything_is_written(flags, words, tmp_path, capsys):
     sample = Path(__file__).resolve().parents[1] / "samples" / "sports2d_clip.mp4"
     out = tmp_path / "out"

@@ -289,10 +289,10 @@ def _write_overlay(path: Path, input_path: Path, track, pipe, quiet: bool) -> li
 
 
 def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str | Path | None = None,
-         formats=("npz",), keypoints: str | Path | None = None, video: bool = True, refine: bool = False,
+         formats=("npz",), keypoints: str | Path | None = None, video: bool = True, refine: bool | None = None,
          overwrite: bool = False, device: str = "auto", quiet: bool = False, focal: float | None = None,
          fov: float | None = None, smooth: str | None = None, weights: str | Path | None = None,
-         verbose: bool = False, people: int | str = 1) -> dict:
+         verbose: bool = False, people: int | str = 1, principal_point=None) -> dict:
     """Lift the person in a video, an image or a folder of images to 3D.
 
     ``people``: 1 (default): the single-person path below. ``"all"`` or N > 1: everyone
@@ -305,7 +305,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     their own colour with their ID.
 
     Builds the pipeline (:class:`wsgcn_cli.pipeline.Pipeline`: detector, or the
-    ``keypoints`` file, -> H36M-17 2D -> lifter -> optional refiner), streams the input's
+    ``keypoints`` file, -> H36M-17 2D -> lifter -> temporal refiner), streams the input's
     frames through it and hands each result to the sinks: memory does not grow with the
     video's length. Writes, beside the input or in ``out_dir``:
 
@@ -321,9 +321,12 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     the root trajectory in the camera frame, the pose in a world frame (y up, floor at
     y = 0) and foot contact (:mod:`wsgcn_cli.world`), from the intrinsics ``focal``
     (pixels) or an assumed horizontal field of view ``fov`` (degrees, of the longer image
-    side; default the ``[world]`` table's, 55), principal point at the image centre.
+    side; default the ``[world]`` table's, 55), principal point ``principal_point``
+    ``(cx, cy)`` pixels (default the image centre).
 
-    Options: ``smooth`` ``"none"`` / ``"one-euro"`` / ``"butterworth"`` replaces the
+    Options: ``refine``: None (default) = the pipeline's ``[refiner]`` table decides (on
+    in ``body17``; videos and image folders, never a single image), True = required,
+    False = off; ``smooth`` ``"none"`` / ``"one-euro"`` / ``"butterworth"`` replaces the
     pipeline's ``[smoothing] kind`` (:mod:`wsgcn_cli.smoothing`); ``weights``: lifter
     weights to use instead of the pipeline's; ``verbose``: let the detector print its
     native log lines.
@@ -337,7 +340,8 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     no person in any frame, outputs that exist (without ``overwrite``), an unwritable
     output folder, a pipeline or weights that do not fit, a BVH / TRC / MOT format with a
     pipeline whose world stage is off, ``focal`` <= 0, ``fov``
-    outside (10, 170) or an unknown ``smooth`` (these three before anything is read), a
+    outside (10, 170), a ``principal_point`` that is not two numbers or an unknown
+    ``smooth`` (these before anything is read), a
     ``people`` that is not ``"all"`` or a whole number >= 1, or ``people`` other than 1
     with a ``keypoints`` file (these two also before anything is read).
     """
@@ -347,20 +351,23 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     from wsgcn_cli.io.video import open_frames
     from wsgcn_cli.pipeline import Pipeline, Track
     from wsgcn_cli.smoothing import check_kind
-    from wsgcn_cli.world import check_camera
+    from wsgcn_cli.world import check_camera, check_principal_point
 
     t0 = time.time()
     max_people = parse_people(people)
     if max_people != 1 and keypoints is not None:
         raise WsgcnError("--people all|N needs the multi-person detector: it cannot read a --keypoints file")
     check_camera(focal, fov)
+    if principal_point is not None:
+        check_principal_point(principal_point)
     if smooth is not None:
         check_kind(smooth)
     if weights is not None:
         weights = _weights_path(str(weights))
     input_path = Path(input)
     pipe = Pipeline.from_file(pipeline, device=device, refine=refine, keypoints=keypoints, lifter_weights=weights,
-                              smooth=smooth, focal_px=focal, fov_deg=fov, verbose=verbose)
+                              smooth=smooth, focal_px=focal, fov_deg=fov, verbose=verbose,
+                              principal_px=principal_point)
     needs_world = [f for f in formats if f in posefile.WORLD_FORMATS]
     if needs_world and not pipe.world.enabled:
         raise WsgcnError(f"--format {needs_world[0]} needs the world outputs: pipeline {pipe.name} has "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -49,9 +49,10 @@ def lift(
     formats: List[str] = typer.Option(["npz"], "--format", "-f", help="Pose file format(s): npz, json, csv, bvh (Blender), trc / mot (OpenSim markers / joint angles); repeatable."),
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="Read 2D keypoints from this file (our npz or an mmpose prediction JSON) instead of detecting."),
     video: bool = typer.Option(True, "--video/--no-video", help="Write the overlay video."),
-    refine: bool = typer.Option(False, "--refine", help="Temporal refinement (needs a pipeline with a refiner table, e.g. body17-refine)."),
+    refine: Optional[bool] = typer.Option(None, "--refine/--no-refine", help="Temporal LSTM refinement of videos and image folders (default: on where the pipeline has a refiner, as body17 does)."),
     focal: Optional[float] = typer.Option(None, "--focal", help="The camera's focal length in pixels, for the trajectory and world frame (default: from --fov)."),
     fov: Optional[float] = typer.Option(None, "--fov", help="Assumed horizontal field of view (of the longer image side), degrees, when --focal is not given (default 55)."),
+    principal_point: Optional[Tuple[float, float]] = typer.Option(None, "--principal-point", metavar="CX CY", help="The camera's principal point in pixels, for the trajectory (default: the image centre)."),
     smooth: Optional[str] = typer.Option(None, "--smooth", help="Temporal smoothing: none, one-euro (2D, causal) or butterworth (3D, zero phase; the default of the body17 pipelines)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Lifter weights to use instead of the pipeline's (.safetensors, or a shipped name)."),
     verbose: bool = typer.Option(False, "--verbose", help="Let the detector print its native log lines."),
@@ -63,16 +64,18 @@ def lift(
     """Lift people in a video / image / folder to 3D: writes <stem>.wsgcn.npz and <stem>.overlay.mp4."""
     from wsgcn_cli import api
     from wsgcn_cli.smoothing import check_kind
-    from wsgcn_cli.world import check_camera
+    from wsgcn_cli.world import check_camera, check_principal_point
 
     check_camera(focal, fov)  # bad flags fail before the first input is opened
+    if principal_point is not None:
+        check_principal_point(principal_point)
     if smooth is not None:
         check_kind(smooth)
     n_people = api.parse_people(people)
     for path in inputs:
         api.lift(path, pipeline=pipeline, out_dir=out, formats=formats, keypoints=keypoints,
                  video=video, refine=refine, overwrite=overwrite, device=device, quiet=quiet,
-                 focal=focal, fov=fov, smooth=smooth, weights=weights, verbose=verbose,
+                 focal=focal, fov=fov, principal_point=principal_point, smooth=smooth, weights=weights, verbose=verbose,
                  people="all" if people.strip().lower() == "all" else n_people)
 
 

@@ -8,7 +8,7 @@ metres). Over a whole clip, :func:`estimate_world` adds:
    (:func:`wsgcn_cli.camera.estimate_root_translation`, closed-form least squares with
    reprojection reweighting), from pinhole intrinsics: ``focal_px``, or a field of view
    (:func:`wsgcn_cli.camera.default_intrinsics`, :data:`DEFAULT_FOV_DEG`), principal point
-   at the image centre, no distortion. Then smoothed with a zero-phase Butterworth
+   at the image centre unless given (``principal_px``, ``--principal-point``), no distortion. Then smoothed with a zero-phase Butterworth
    low-pass over the whole clip (:func:`wsgcn_cli.smoothing.butterworth`, order 2,
    ``root_cutoff_hz``): the per-frame depth is noisy (it comes from the ratio of the
    lifted pose's size to its 2D size), a walking person's pelvis is not.
@@ -38,7 +38,7 @@ contact). A single image still gets a world frame, from that frame's feet.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,6 +71,9 @@ class WorldOptions:
         contact_height_m: an ankle at most this far above its resting height may be in contact.
         contact_speed_m_s: ...and slower than this (m/s).
         prior_m: strength of the up-direction prior of the floor fit (metres; see :func:`fit_floor`).
+        principal_px: the principal point ``[cx, cy]`` in pixels (origin top-left), for a
+            calibrated camera; empty (the default) = the image centre.
+            ``wsgcn lift --principal-point`` replaces it.
     """
 
     enabled: bool = True
@@ -81,11 +84,14 @@ class WorldOptions:
     contact_height_m: float = 0.05
     contact_speed_m_s: float = 0.6
     prior_m: float = 0.1
+    principal_px: list = field(default_factory=list)
 
     @classmethod
-    def from_spec(cls, table: dict, focal_px: float | None = None, fov_deg: float | None = None) -> "WorldOptions":
-        """From a pipeline's ``[world]`` table; ``focal_px`` / ``fov_deg`` (``--focal``,
-        ``--fov``) replace the table's. Raises WsgcnError for unknown keys or bad values."""
+    def from_spec(cls, table: dict, focal_px: float | None = None, fov_deg: float | None = None,
+                  principal_px=None) -> "WorldOptions":
+        """From a pipeline's ``[world]`` table; ``focal_px`` / ``fov_deg`` /
+        ``principal_px`` (``--focal``, ``--fov``, ``--principal-point``) replace the
+        table's. Raises WsgcnError for unknown keys or bad values."""
         o = from_table(cls, table, "world")
         if not isinstance(o.enabled, bool):
             raise WsgcnError(f"[world] enabled must be true or false, got {o.enabled!r}")
@@ -98,7 +104,10 @@ class WorldOptions:
         for name in ("ankle_height_m", "contact_height_m"):
             if not _number(getattr(o, name)) or getattr(o, name) < 0:
                 raise WsgcnError(f"[world] {name} must be a number >= 0, got {getattr(o, name)!r}")
+        o.principal_px = check_principal_point(o.principal_px, "[world] principal_px")
         check_camera(focal_px, fov_deg)
+        if principal_px is not None:
+            o.principal_px = check_principal_point(principal_px)
         if focal_px is not None:
             o.focal_px = float(focal_px)
         if fov_deg is not None:
@@ -117,6 +126,17 @@ def check_camera(focal_px: float | None = None, fov_deg: float | None = None) ->
         raise WsgcnError(f"--focal must be a focal length in pixels > 0, got {focal_px!r}")
     if fov_deg is not None and not (_number(fov_deg) and 10 < fov_deg < 170):
         raise WsgcnError(f"--fov must be a field of view in degrees within (10, 170), got {fov_deg!r}")
+
+
+def check_principal_point(value, name: str = "--principal-point") -> list:
+    """``value`` as ``[cx, cy]`` (floats, pixels) or ``[]`` (none given: the image
+    centre); WsgcnError (one line naming ``name``) for anything but two finite numbers."""
+    items = list(value) if isinstance(value, (list, tuple)) else None
+    if items == []:
+        return []
+    if items is None or len(items) != 2 or not all(_number(v) for v in items):
+        raise WsgcnError(f"{name} must be two numbers CX CY in pixels, got {value!r}")
+    return [float(items[0]), float(items[1])]
 
 
 def intrinsics(width: int, height: int, focal_px: float | None = None, fov_deg: float | None = None):
@@ -269,8 +289,8 @@ def estimate_world(keypoints_2d, keypoints_3d, width: int, height: int, fps: flo
             (``focal_px`` if set, else ``fov_deg``).
         options: :class:`WorldOptions` (default: the defaults).
         joint_weights: (17,) or (T, 17) weights of the joints in the root solve, or None.
-        principal_px: (2,) principal point (default the image centre; for measurements
-            with a calibrated camera).
+        principal_px: (2,) principal point in pixels (default ``options.principal_px``,
+            else the image centre).
 
     Returns a :class:`World`. Raises WsgcnError for mismatched shapes or a bad focal
     length / field of view.
@@ -283,8 +303,10 @@ def estimate_world(keypoints_2d, keypoints_3d, width: int, height: int, fps: flo
     if focal_px is None and fov_deg is None:
         focal_px, fov_deg = (o.focal_px or None), o.fov_deg
     f, c = intrinsics(width, height, focal_px, fov_deg)
+    if principal_px is None and o.principal_px:
+        principal_px = o.principal_px
     if principal_px is not None:
-        c = np.asarray(principal_px, np.float64)
+        c = np.asarray(check_principal_point(principal_px), np.float64)
     t_frames = len(kp3)
     root = root_trajectory(kp2, kp3, f, c, fps, o.root_cutoff_hz, joint_weights)
     valid = np.isfinite(root).all(-1) & np.isfinite(kp3).all(axis=(1, 2))

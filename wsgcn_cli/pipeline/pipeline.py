@@ -5,13 +5,14 @@ paths, loads the weights of every stage and does the cross-stage checks once:
 
 * a lifter that reads confidences (``confidence_input``) needs the 2D representation
   network (``[representation] kind = "network"``);
-* ``refine=True`` needs a ``[refiner]`` table whose weights exist, use the lifter's 2D
-  codec and, ideally, were trained on the lifter's weights (else a warning in
+* the refiner (``[refiner]``, built by default when the table is there; ``refine=True``
+  requires it, ``refine=False`` leaves it out) needs weights that exist, use the lifter's
+  2D codec and, ideally, were trained on the lifter's weights (else a warning in
   :attr:`Pipeline.warnings`);
 * the detector is known, or the ``--keypoints`` file exists; its layout maps to H36M-17
   (checked when a stream starts, when the layout is known);
 * the ``[smoothing]`` and ``[world]`` tables (and ``smooth``, ``focal_px``, ``fov_deg``,
-  which replace their entries) are valid.
+  ``principal_px``, which replace their entries) are valid.
 
 Then :meth:`Pipeline.stream` runs every stage over a video's frames and yields one
 :class:`~wsgcn_cli.pipeline.stages.FrameResult` per frame, in order, and
@@ -88,15 +89,18 @@ class Pipeline:
         self.verbose = bool(verbose)
 
     @classmethod
-    def from_file(cls, name_or_path: str | Path, device: str = "auto", refine: bool = False,
+    def from_file(cls, name_or_path: str | Path, device: str = "auto", refine: bool | None = None,
                   keypoints: str | Path | None = None, lifter_weights: str | Path | None = None,
                   smooth: str | None = None, focal_px: float | None = None, fov_deg: float | None = None,
-                  verbose: bool = False) -> "Pipeline":
+                  verbose: bool = False, principal_px=None) -> "Pipeline":
         """Build the pipeline named ``name_or_path`` (``"body17"`` or a ``.toml`` path).
 
         Args:
             device: ``"auto"``, ``"cpu"`` or ``"cuda"``, for every network.
-            refine: add the ``[refiner]`` stage.
+            refine: the ``[refiner]`` stage: None (default) = the pipeline's choice (built
+                when it has a ``[refiner]`` table, unless the table says ``enabled =
+                false``; ``body17`` has one), True = required, False = none. It refines
+                sequences only: a single image (``fps`` 0) goes without it.
             keypoints: read 2D keypoints from this file (wsgcn ``.npz`` or MMPose
                 ``.json``, see :mod:`wsgcn_cli.detect.precomputed`) instead of detecting.
             lifter_weights: use these lifter weights instead of the pipeline's
@@ -105,6 +109,8 @@ class Pipeline:
                 ``[smoothing] kind`` (:mod:`wsgcn_cli.smoothing`).
             focal_px, fov_deg: the camera's focal length (pixels) or assumed field of view
                 (degrees), replacing ``[world]``'s (:mod:`wsgcn_cli.world`).
+            principal_px: the camera's principal point ``(cx, cy)`` in pixels, replacing
+                ``[world]``'s (default: the image centre).
             verbose: let the detector print its native log lines.
 
         Raises:
@@ -113,31 +119,39 @@ class Pipeline:
                 (layout, kind, codec), a confidence-reading lifter without the network,
                 ``refine`` without a ``[refiner]`` table, a missing keypoint file, an
                 unknown smoothing, a focal length <= 0 or a field of view outside (10, 170),
-                bad ``[smoothing]`` / ``[world]`` entries.
+                a principal point that is not two numbers, bad ``[smoothing]`` / ``[world]`` entries.
         """
         from wsgcn_cli.smoothing import check_kind
-        from wsgcn_cli.world import check_camera
+        from wsgcn_cli.world import check_camera, check_principal_point
 
         if smooth is not None:  # the user's options first, before any file is read
             check_kind(smooth)
         check_camera(focal_px, fov_deg)
+        if principal_px is not None:
+            check_principal_point(principal_px)
         return cls.from_spec(specs.load(name_or_path, kind="lift"), device, refine, keypoints, lifter_weights,
-                             smooth, focal_px, fov_deg, verbose)
+                             smooth, focal_px, fov_deg, verbose, principal_px)
 
     @classmethod
-    def from_spec(cls, spec: dict, device: str = "auto", refine: bool = False,
+    def from_spec(cls, spec: dict, device: str = "auto", refine: bool | None = None,
                   keypoints: str | Path | None = None, lifter_weights: str | Path | None = None,
                   smooth: str | None = None, focal_px: float | None = None, fov_deg: float | None = None,
-                  verbose: bool = False) -> "Pipeline":
+                  verbose: bool = False, principal_px=None) -> "Pipeline":
         """:meth:`from_file` for tables already read (``wsgcn_cli.pipeline.load(..., kind="lift")``)."""
         from wsgcn_cli.lifter import Lifter
 
         smoothing = Smoothing.from_spec(spec.get("smoothing", {}), kind=smooth)
-        world = WorldOptions.from_spec(spec.get("world", {}), focal_px=focal_px, fov_deg=fov_deg)
+        world = WorldOptions.from_spec(spec.get("world", {}), focal_px=focal_px, fov_deg=fov_deg,
+                                       principal_px=principal_px)
 
         if refine and "refiner" not in spec:
-            raise WsgcnError(f"--refine needs a pipeline with a [refiner] table (e.g. body17-refine); "
+            raise WsgcnError(f"--refine needs a pipeline with a [refiner] table (e.g. body17); "
                              f"{spec['name']} has none")
+        if refine is None:
+            enabled = spec.get("refiner", {}).get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise WsgcnError(f"[refiner] enabled must be true or false, got {enabled!r}")
+            refine = "refiner" in spec and enabled
         rep = specs.Representation.from_spec(spec.get("representation", {}))
         if keypoints is None:
             from wsgcn_cli.detect.base import available_detectors
@@ -196,13 +210,14 @@ class Pipeline:
         """Fresh stages after the detector for one stream of ``layout`` keypoints on
         ``width`` x ``height`` pixel images at ``fps``: the 2D stage, the One-Euro filter of
         the 2D (``[smoothing] kind = "one-euro"``), and with ``lift`` the lifter and the
-        refiner (if built). Raises WsgcnError for an unmappable layout."""
+        refiner (if built, and ``fps`` > 0: a single image has no time to refine over).
+        Raises WsgcnError for an unmappable layout."""
         out = [Pose2D(self.representation, layout, width, height, fps, self.net, BATCH)]
         if self.smoothing.kind == "one-euro":
             out.append(OneEuroStage(self.smoothing, width, height, fps))
         if lift:
             out.append(Lift(self.lifter, width, height, BATCH))
-            if self.refiner is not None:
+            if self.refiner is not None and fps > 0:  # temporal: not for a single image
                 out.append(Refine(self.refiner, self.lifter.codec_mode, width, height))
         return out
 
