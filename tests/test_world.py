@@ -117,6 +117,30 @@ def test_floor_fit_ignores_outliers_and_leans_on_the_prior_across_a_line():
     assert np.degrees(np.arccos(est @ n)) < 0.5
 
 
+def test_keypoints_beyond_the_image_edge_do_not_push_the_root_away():
+    """A person walking out of the image on the right: the detector's guesses for the
+    parts beyond the edge are squeezed towards it (here to a fifth of their true distance
+    past it), which would shrink the 2D pose and push the root away. The root comes from
+    the keypoints inside the image only; with fewer than MIN_ROOT_JOINTS of them the frame
+    has no root (NaN), not a guess far away."""
+    from wsgcn_cli.world import MIN_ROOT_JOINTS
+
+    poses, _ = walk(150)
+    R, centre = camera(centre=(-2.0, 1.6, 5.0))
+    cam, kp2, rel = observe(poses, R, centre)
+    width = 1000                                                  # the image's right part is cut off
+    beyond = kp2[..., 0] > width - 1
+    assert beyond[0].sum() == 0 and beyond[-1].all()              # in view at first, gone at the end
+    squeezed = kp2.copy()
+    squeezed[..., 0] = np.where(beyond, width - 1 + 0.2 * (kp2[..., 0] - (width - 1)), kp2[..., 0])
+    w = estimate_world(squeezed, rel, width, H, FPS, focal_px=F, principal_px=(W / 2, H / 2))
+    inside = (~beyond).sum(1)
+    known = np.isfinite(w.root_camera_m).all(-1)
+    assert not known[inside < MIN_ROOT_JOINTS].any() and known[inside >= 8].all()
+    err = np.linalg.norm(w.root_camera_m[known] - cam[known, 0], axis=-1)
+    assert err.max() < 0.05, err.max()
+
+
 def test_world_rotation_is_right_handed_with_x_to_the_cameras_right():
     rot = world_rotation(np.array([0, -1.0, 0]))
     assert np.allclose(rot, [[1, 0, 0], [0, -1, 0], [0, 0, -1]])
