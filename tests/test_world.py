@@ -160,11 +160,12 @@ def test_world_options_from_a_pipeline_table():
     assert o.focal_px == 900 and o.fov_deg == 60 and o.enabled
     for table, words in (({"bogus": 1}, "unknown"), ({"enabled": "yes"}, "enabled"), ({"fov_deg": 200}, "--fov"),
                          ({"root_cutoff_hz": 0}, "root_cutoff_hz"), ({"principal_px": [1.0]}, "principal_px"),
-                         ({"principal_px": "centre"}, "principal_px")):
+                         ({"principal_px": "centre"}, "principal_px"), ({"principal_px": [True, 1]}, "principal_px")):
         with pytest.raises(WsgcnError, match=words):
             WorldOptions.from_spec(table)
     assert WorldOptions.from_spec({}).principal_px == []
     assert WorldOptions.from_spec({"principal_px": [600, 400]}, principal_px=(10, 20)).principal_px == [10.0, 20.0]
+    assert WorldOptions.from_spec({}, principal_px=np.array([10.0, 20.0])).principal_px == [10.0, 20.0]
     with pytest.raises(WsgcnError, match="--principal-point"):
         WorldOptions.from_spec({}, principal_px=(float("nan"), 3.0))
 

@@ -137,10 +137,14 @@ def check_camera(focal_px: float | None = None, fov_deg: float | None = None) ->
 def check_principal_point(value, name: str = "--principal-point") -> list:
     """``value`` as ``[cx, cy]`` (floats, pixels) or ``[]`` (none given: the image
     centre); WsgcnError (one line naming ``name``) for anything but two finite numbers."""
-    items = list(value) if isinstance(value, (list, tuple)) else None
-    if items == []:
+    if isinstance(value, (list, tuple)) and len(value) == 0:
         return []
-    if items is None or len(items) != 2 or not all(_number(v) for v in items):
+    try:
+        items = np.asarray(value, dtype=np.float64) if not isinstance(value, (str, bytes, dict)) else None
+    except (TypeError, ValueError):
+        items = None
+    if items is None or items.shape != (2,) or not np.isfinite(items).all() \
+            or any(isinstance(v, bool) for v in np.asarray(value, dtype=object).ravel()):
         raise WsgcnError(f"{name} must be two numbers CX CY in pixels, got {value!r}")
     return [float(items[0]), float(items[1])]
 
