@@ -525,7 +525,7 @@ def finetune(clips: Sequence[str | os.PathLike], weights: str | os.PathLike | No
             raise WsgcnError(f"{path} exists (use --overwrite to replace it)")
     # The lift pipeline's stages make the 2D (exactly what `lift` feeds the lifter) and
     # hold the base lifter (the pipeline's, or `weights`, checked against the 2D stage).
-    pipe = Pipeline.from_file(pipeline, device=device,
+    pipe = Pipeline.from_file(pipeline, device=device, refine=False,  # adapts the lifter: no refiner needed
                               lifter_weights=None if weights is None else _weights_path(weights))
     base, base_path = pipe.lifter, pipe.lifter_path
 
