@@ -1,8 +1,10 @@
-"""Whole-body 2D (COCO-WholeBody-133): recall per part and speed, Holistic alone vs + crops.
+"""Whole-body 2D (COCO-WholeBody-133): recall per part and speed of the detector's settings.
 
-Detector: ``wsgcn_cli.detect.holistic.HolisticDetector`` with ``crops=False`` (MediaPipe
-Holistic alone) and ``crops=True`` (face / hand models also run on crops placed from the
-body for the parts Holistic missed).
+Detector: ``wsgcn_cli.detect.holistic.HolisticDetector`` (:data:`CONFIGS`): ``holistic``
+(MediaPipe Holistic alone), ``holistic+crops`` (face / hand models also run on ROIs and
+crops placed from the body for the parts Holistic missed) and ``pose+rois`` (BlazePose
+alone for the body, faces and hands from the landmark models on ROIs: the ``wholebody``
+lift pipeline's setting).
 
 Data (never committed): ``samples/sports2d_clip.mp4`` (105 frames, 960 x 540, video
 mode: tracking) and ``../shared/data/images/coco/*.jpg`` (4 images, image mode; the
@@ -15,9 +17,10 @@ keypoints and that error / the diagonal of the annotated part box (face_box / ha
 ms/frame: wall time of ``detect`` alone (decoding excluded), one thread
 (``OMP_NUM_THREADS=1``), on a shared 2-core machine (the load average is recorded).
 
-    OMP_NUM_THREADS=1 python benchmarks/wholebody_2d.py
+    OMP_NUM_THREADS=1 python benchmarks/wholebody_2d.py [CONFIG ...]
 
-Writes ``benchmarks/results/wholebody_2d.json``.
+Writes ``benchmarks/results/wholebody_2d.json`` (naming some configs: only those are run
+and replaced in the file).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 PARTS = ("face", "left_hand", "right_hand")
+#: The detector settings compared: name -> HolisticDetector options.
+CONFIGS = {"holistic": dict(crops=False, rois=False), "holistic+crops": dict(crops=True, rois=True),
+           "pose+rois": dict(body="pose", rois=True, crops=False)}
 
 
 def _run(detector, images):
@@ -100,6 +106,8 @@ def _coco_accuracy(paths, xys, scores):
 
 
 def main() -> None:
+    import sys
+
     import cv2
 
     from wsgcn_cli.detect.holistic import HolisticDetector
@@ -109,19 +117,23 @@ def main() -> None:
         clip = [f.image for f in src]
     paths = sorted(glob.glob(str(DATA / "images" / "coco" / "*.jpg")))
     coco = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in paths]
-    results = {"load_average_start": os.getloadavg()[0], "runs": {}}
-    for crops in (False, True):
-        name = "holistic+crops" if crops else "holistic"
-        with HolisticDetector(static_image_mode=False, crops=crops) as det:
+    out = ROOT / "benchmarks" / "results" / "wholebody_2d.json"
+    names = sys.argv[1:] or list(CONFIGS)
+    results = json.loads(out.read_text()) if sys.argv[1:] and out.is_file() else {"runs": {}}
+    results["load_average_start" if not sys.argv[1:] else f"load_average_start_{'_'.join(names)}"] = \
+        os.getloadavg()[0]
+    for name in names:
+        options = CONFIGS[name]
+        with HolisticDetector(static_image_mode=False, **options) as det:
             clip_res, _, _ = _run(det, clip)
-        with HolisticDetector(static_image_mode=True, crops=crops) as det:
+        with HolisticDetector(static_image_mode=True, **options) as det:
             det.detect(coco[0])  # start-up, not timed
             coco_res, xys, scores = _run(det, coco)
         coco_res["accuracy"] = _coco_accuracy(paths, xys, scores)
         results["runs"][name] = {"sports2d_clip_video": clip_res, "coco_images": coco_res}
         print(name, json.dumps(results["runs"][name], indent=1))
-    results["load_average_end"] = os.getloadavg()[0]
-    out = ROOT / "benchmarks" / "results" / "wholebody_2d.json"
+    results["load_average_end" if not sys.argv[1:] else f"load_average_end_{'_'.join(names)}"] = \
+        os.getloadavg()[0]
     out.write_text(json.dumps(results, indent=2) + "\n")
     print("wrote", out)
 

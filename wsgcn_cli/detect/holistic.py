@@ -8,7 +8,12 @@
    BlazePose-33 body, and the 468-vertex face mesh and the 21-landmark hands when its
    own ROIs (made from the body) pass its thresholds. Holistic's ``left_hand`` is the
    person's left hand (it is attached to BlazePose's left wrist); checked by the tests.
-2. **ROIs** (``crops=True``), for each part Holistic missed whose body anchors are seen
+   With ``body="pose"`` the body comes from BlazePose alone instead
+   (:class:`~wsgcn_cli.detect.mediapipe_pose.MediaPipePoseDetector`, the ``body17``
+   detector: the same graph, about half Holistic's time) and every face and hand from the
+   steps below; ``pipelines/wholebody.toml`` uses it, for speed
+   (``benchmarks/results/wholebody_speed.json``).
+2. **ROIs** (``rois=True``), for each part the body model missed whose body anchors are seen
    (BlazePose visibility >= ``min_anchor_score``): the wheel's landmark model alone
    (``hand_landmark_full.tflite`` 224 px, ``face_landmark.tflite`` 192 px, run with LiteRT
    as in :mod:`wsgcn_cli.detect.multi_person`) on a rotated square placed from the body,
@@ -25,7 +30,7 @@
    * face: centred at the mean of the eyes and mouth corners, turned by the eye line,
      side ``FACE_ROI_SCALE`` x max(ear-to-ear, 2.5 x eye-to-eye distance).
 
-3. **Crops**, for what is still missing: an axis-aligned square crop around the part,
+3. **Crops** (``crops=True``), for what is still missing: an axis-aligned square crop around the part,
    resized to :data:`CROP_SIZE` pixels, run through the wheel's palm detector + hand
    landmark model (``solutions.hands.Hands``, image mode, one hand) or face detector +
    face mesh (``solutions.face_mesh.FaceMesh``, image mode, one face):
@@ -119,8 +124,13 @@ class HolisticDetector:
 
     Args:
         static_image_mode: True for unrelated images, False for video (tracking).
-        crops: run the hand and face models on ROIs and crops placed from the body for
-            the parts Holistic missed (module docstring). False: Holistic alone.
+        body: ``"holistic"`` (MediaPipe Holistic: the body, and a face and hands where its
+            own ROIs find them) or ``"pose"`` (BlazePose alone, as the ``body17``
+            pipeline; faces and hands only from ``rois`` / ``crops``).
+        rois: run the hand and face landmark models on ROIs placed from the body for the
+            parts still missing (module docstring, step 2).
+        crops: then run MediaPipe's palm / face detector + landmark graphs on crops for the
+            parts still missing (step 3). ``rois=False, crops=False``: Holistic alone.
         min_detection_confidence, min_tracking_confidence: Holistic's thresholds in [0, 1].
         min_anchor_score: BlazePose visibility the anchors of a crop need, in [0, 1].
         verbose: let MediaPipe's native log lines through.
@@ -131,37 +141,49 @@ class HolisticDetector:
             ``{"face"|"left_hand"|"right_hand": "holistic" | "roi" | "crop" | None}``.
 
     Raises:
-        WsgcnError: mediapipe (or, with ``crops``, ai-edge-litert) missing, or an option
-            out of range.
+        WsgcnError: mediapipe (or, with ``rois``, ai-edge-litert) missing, or an option
+            out of range (``body`` neither ``"holistic"`` nor ``"pose"``).
     """
 
     layout = "coco_wholebody133"
 
     def __init__(self, static_image_mode: bool = False, crops: bool = True,
                  min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
-                 min_anchor_score: float = 0.3, verbose: bool = False):
+                 min_anchor_score: float = 0.3, verbose: bool = False, body: str = "holistic",
+                 rois: bool = True):
         for name, value in (("min_detection_confidence", min_detection_confidence),
                             ("min_tracking_confidence", min_tracking_confidence),
                             ("min_anchor_score", min_anchor_score)):
             if not 0.0 <= float(value) <= 1.0:
                 raise WsgcnError(f"{name} must be in [0, 1], not {value}")
+        if body not in ("holistic", "pose"):
+            raise WsgcnError(f"body must be holistic or pose, not {body!r}")
         mp = _import_mediapipe()
         self.static_image_mode = bool(static_image_mode)
-        self.crops = bool(crops)
+        self.body, self.rois, self.crops = body, bool(rois), bool(crops)
         self.min_anchor_score = float(min_anchor_score)
         self.verbose = bool(verbose)
         self.last_sources: dict = {}
+        self._holistic = self._pose = None
+        if body == "pose":
+            from wsgcn_cli.detect.mediapipe_pose import MediaPipePoseDetector
+
+            self._pose = MediaPipePoseDetector(
+                1, self.static_image_mode, min_detection_confidence, min_tracking_confidence,
+                smooth_landmarks=True, verbose=self.verbose)
         with quiet_native_stderr(not self.verbose):
-            self._holistic = mp.solutions.holistic.Holistic(
-                static_image_mode=self.static_image_mode, model_complexity=1,
-                smooth_landmarks=True, enable_segmentation=False, refine_face_landmarks=False,
-                min_detection_confidence=min_detection_confidence,
-                min_tracking_confidence=min_tracking_confidence)
+            if body == "holistic":
+                self._holistic = mp.solutions.holistic.Holistic(
+                    static_image_mode=self.static_image_mode, model_complexity=1,
+                    smooth_landmarks=True, enable_segmentation=False, refine_face_landmarks=False,
+                    min_detection_confidence=min_detection_confidence,
+                    min_tracking_confidence=min_tracking_confidence)
             self._hands = self._face = self._hand_roi = self._face_roi = None
-            if self.crops:
+            if self.rois:
                 modules = _mediapipe_dir() / "modules"
                 self._hand_roi = _Model(modules / "hand_landmark" / "hand_landmark_full.tflite", 1)
                 self._face_roi = _Model(modules / "face_landmark" / "face_landmark.tflite", 1)
+            if self.crops:
                 self._hands = mp.solutions.hands.Hands(
                     static_image_mode=True, max_num_hands=1, model_complexity=1,
                     min_detection_confidence=0.3)
@@ -183,49 +205,54 @@ class HolisticDetector:
         Raises:
             ValueError: not an (H, W, 3) uint8 image. RuntimeError: closed.
         """
-        if self._holistic is None:
+        if self._holistic is None and self._pose is None:
             raise RuntimeError("HolisticDetector is closed")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
                              f"{image.dtype}")
         image = np.ascontiguousarray(image)
         h, w = image.shape[:2]
-        with quiet_native_stderr(not self.verbose):
-            res = self._holistic.process(image)
         self.last_sources = {"face": None, "left_hand": None, "right_hand": None}
-        if res.pose_landmarks is None:
-            return assemble_wholebody(np.full((33, 2), np.nan, np.float32),
-                                      np.zeros(33, np.float32))
-        body = _landmarks(res.pose_landmarks, w, h)
-        vis = np.clip([p.visibility for p in res.pose_landmarks.landmark], 0, 1).astype(
-            np.float32)
-        face = _landmarks(res.face_landmarks, w, h)
-        hands = {"left_hand": _landmarks(res.left_hand_landmarks, w, h),
-                 "right_hand": _landmarks(res.right_hand_landmarks, w, h)}
+        if self._pose is not None:  # body="pose": BlazePose alone, parts from ROIs / crops
+            body, vis = self._pose.detect(image)
+            if not np.isfinite(body).all():
+                return assemble_wholebody(body, vis)
+            face, hands = None, {"left_hand": None, "right_hand": None}
+        else:
+            with quiet_native_stderr(not self.verbose):
+                res = self._holistic.process(image)
+            if res.pose_landmarks is None:
+                return assemble_wholebody(np.full((33, 2), np.nan, np.float32),
+                                          np.zeros(33, np.float32))
+            body = _landmarks(res.pose_landmarks, w, h)
+            vis = np.clip([p.visibility for p in res.pose_landmarks.landmark], 0, 1).astype(
+                np.float32)
+            face = _landmarks(res.face_landmarks, w, h)
+            hands = {"left_hand": _landmarks(res.left_hand_landmarks, w, h),
+                     "right_hand": _landmarks(res.right_hand_landmarks, w, h)}
         for part in ("face", "left_hand", "right_hand"):
             if (face if part == "face" else hands[part]) is not None:
                 self.last_sources[part] = "holistic"
         scores = {"face": float(vis[[_NOSE, _LEYE, _REYE]].mean()),
                   "left_hand": float(vis[_LWR]), "right_hand": float(vis[_RWR])}
-        if self.crops:
-            if face is None:
-                face, presence = self._face_from_roi(image, body, vis)
-                if face is not None:
-                    self.last_sources["face"], scores["face"] = "roi", presence
-                else:
-                    face = self._face_from_crop(image, body, vis)
-                    self.last_sources["face"] = "crop" if face is not None else None
-            for part, (wr, el, owr, pk, ix) in (
-                    ("left_hand", (_LWR, _LELB, _RWR, _LPINKY, _LINDEX)),
-                    ("right_hand", (_RWR, _RELB, _LWR, _RPINKY, _RINDEX))):
-                if hands[part] is None:
-                    hand, presence = self._hand_from_roi(image, body, vis, wr, pk, ix, owr)
-                    if hand is not None:
-                        hands[part] = hand
-                        self.last_sources[part], scores[part] = "roi", presence
-                    else:
-                        hands[part] = self._hand_from_crop(image, body, vis, wr, el, owr)
-                        self.last_sources[part] = "crop" if hands[part] is not None else None
+        if face is None and self.rois:
+            face, presence = self._face_from_roi(image, body, vis)
+            if face is not None:
+                self.last_sources["face"], scores["face"] = "roi", presence
+        if face is None and self.crops:
+            face = self._face_from_crop(image, body, vis)
+            self.last_sources["face"] = "crop" if face is not None else None
+        for part, (wr, el, owr, pk, ix) in (
+                ("left_hand", (_LWR, _LELB, _RWR, _LPINKY, _LINDEX)),
+                ("right_hand", (_RWR, _RELB, _LWR, _RPINKY, _RINDEX))):
+            if hands[part] is None and self.rois:
+                hand, presence = self._hand_from_roi(image, body, vis, wr, pk, ix, owr)
+                if hand is not None:
+                    hands[part] = hand
+                    self.last_sources[part], scores[part] = "roi", presence
+            if hands[part] is None and self.crops:
+                hands[part] = self._hand_from_crop(image, body, vis, wr, el, owr)
+                self.last_sources[part] = "crop" if hands[part] is not None else None
         return assemble_wholebody(body, vis, face, scores["face"],
                                   hands["left_hand"], scores["left_hand"],
                                   hands["right_hand"], scores["right_hand"])
@@ -318,7 +345,7 @@ class HolisticDetector:
     def close(self) -> None:
         """Release the MediaPipe graphs (idempotent)."""
         with quiet_native_stderr(not self.verbose):
-            for name in ("_holistic", "_hands", "_face"):
+            for name in ("_holistic", "_pose", "_hands", "_face"):
                 model = getattr(self, name, None)
                 if model is not None:
                     model.close()

@@ -52,6 +52,18 @@ and ``mot`` (OpenSim storage of the joint angles, degrees).
 
 All writers go through :mod:`wsgcn_cli.io.atomic` (temporary name, then rename).
 
+Whole body (``lift --pipeline wholebody``, ``layout`` ``"coco_wholebody133"``): the same
+keys with 133 keypoints in COCO-WholeBody order (``shared/CONVENTIONS.md``) instead of 17
+-- ``keypoints_2d`` (T, 133, 2), ``scores`` (T, 133), ``keypoints_3d`` (T, 133, 3)
+root-relative with the pelvis, the mean of the hips 11 and 12, at 0 (H3WB's root), and
+no keypoint at 0 -- plus ``edges`` (E, 2) int, the drawn bones; ``parents`` is
+:data:`wsgcn_cli.skeletons.WHOLEBODY133_PARENTS`, a kinematic tree rooted at the nose
+(not the 3D root). Parts not seen in 2D (NaN, score 0 after the 2D stage, typically a
+face or hand the detector did not find) are **NaN in 3D** too: 3D exists exactly where
+2D does (see :class:`wsgcn_cli.lifter.WholeBodyLifter`). ``missing`` marks frames
+without the body and feet (0-22). No world outputs (the world stage is H36M-17 only), so
+no BVH / TRC / MOT; JSON and CSV as above, 133 rows per frame in the CSV.
+
 Several people (``lift --people all|N``, :class:`PeoplePoseFile`): the same keys with a
 person axis first -- ``keypoints_2d`` (P, T, 17, 2), ``scores`` (P, T, 17),
 ``keypoints_3d`` (P, T, 17, 3), ``missing`` (P, T) (True outside a person's track too),
@@ -82,7 +94,7 @@ import numpy as np
 
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.io.atomic import atomic_open
-from wsgcn_cli.skeletons import H36M17
+from wsgcn_cli.skeletons import H36M17, WHOLEBODY133_PARENTS, get_layout
 
 FORMATS = ("npz", "json", "csv", "bvh", "trc", "mot")
 #: Formats written from the world outputs only.
@@ -115,9 +127,11 @@ class PoseFile:
     camera_to_world: np.ndarray | None = None
     foot_contact: np.ndarray | None = None
     focal_px: float | None = None
+    layout: str = "h36m17"
 
     def __post_init__(self):
         t = len(self.times)
+        j = get_layout(self.layout).num_joints
         self.keypoints_2d = np.asarray(self.keypoints_2d, np.float32)
         self.scores = np.asarray(self.scores, np.float32)
         self.keypoints_3d = np.asarray(self.keypoints_3d, np.float32)
@@ -125,8 +139,10 @@ class PoseFile:
         if self.missing is None:
             self.missing = ~np.isfinite(self.keypoints_3d).all(axis=(1, 2))
         self.missing = np.asarray(self.missing, bool)
-        expect = {"keypoints_2d": (t, 17, 2), "scores": (t, 17), "keypoints_3d": (t, 17, 3), "missing": (t,)}
+        expect = {"keypoints_2d": (t, j, 2), "scores": (t, j), "keypoints_3d": (t, j, 3), "missing": (t,)}
         given = [name for name, _, _ in WORLD_KEYS if getattr(self, name) is not None]
+        if given and self.layout != "h36m17":
+            raise WsgcnError(f"pose data of layout {self.layout} cannot hold world outputs (H36M-17 only)")
         if given and len(given) < len(WORLD_KEYS):
             raise WsgcnError(f"pose data has {', '.join(given)} but not every world array "
                              f"({', '.join(n for n, _, _ in WORLD_KEYS)})")
@@ -159,8 +175,8 @@ class PeoplePoseFile:
 
     Raises:
         WsgcnError: (on construction) no person, a different number of IDs, repeated IDs,
-            people with different frame times or image sizes, or some with the world
-            outputs and some without.
+            people with different frame times or image sizes, some with the world
+            outputs and some without, or people of a layout other than H36M-17.
     """
 
     people: list
@@ -180,6 +196,8 @@ class PeoplePoseFile:
                 raise WsgcnError("every person of a pose file must cover the same frames and image size")
         if len({q.has_world for q in self.people}) > 1:
             raise WsgcnError("either every person of a pose file has the world outputs or none has")
+        if any(q.layout != "h36m17" for q in self.people):
+            raise WsgcnError("pose data of several people holds H36M-17 keypoints only")
 
     @property
     def num_people(self) -> int:
@@ -227,7 +245,7 @@ def pad_to_clip(p: PoseFile, first: int, times: np.ndarray) -> PoseFile:
         pipeline=p.pipeline, weights_sha256=p.weights_sha256, source=p.source, extra=dict(p.extra),
         root_camera_m=spread(p.root_camera_m, nan, np.float32),
         keypoints_3d_world=spread(p.keypoints_3d_world, nan, np.float32), camera_to_world=p.camera_to_world,
-        foot_contact=spread(p.foot_contact, False, bool), focal_px=p.focal_px)
+        foot_contact=spread(p.foot_contact, False, bool), focal_px=p.focal_px, layout=p.layout)
 
 
 def person_path(path: Path, track_id: int) -> Path:
@@ -242,17 +260,31 @@ def default_path(stem_path: Path, fmt: str) -> Path:
     return stem_path.with_name(f"{stem_path.stem}.wsgcn.{fmt}")
 
 
+def _names(p: PoseFile) -> dict:
+    """``joint_names``, ``parents`` (and for a layout without a tree of its own,
+    COCO-WholeBody-133, ``edges``) of ``p``'s layout."""
+    sk = get_layout(p.layout)
+    if sk.parents is not None:
+        return {"joint_names": list(sk.joint_names), "parents": list(sk.parents)}
+    return {"joint_names": list(sk.joint_names), "parents": list(WHOLEBODY133_PARENTS),
+            "edges": [list(e) for e in sk.edges]}
+
+
 def _meta(p: PoseFile) -> dict:
     from wsgcn_cli import __version__
 
+    units = {"keypoints_2d": "pixels, origin top-left, x right, y down",
+             "keypoints_3d": "metres, camera coordinates (x right, y down, z forward), root-relative",
+             "times": "seconds since the first frame"}
+    if p.layout != "h36m17":
+        units["keypoints_3d"] += (" (root: the pelvis, mean of keypoints 11 and 12); null where the keypoint "
+                                  "was not seen in 2D")
     return {
-        "layout": "h36m17", "joint_names": list(H36M17.joint_names), "parents": list(H36M17.parents),
+        "layout": p.layout, **_names(p),
         "fps": p.fps, "image_size": [int(p.image_size[0]), int(p.image_size[1])],
         "num_frames": p.num_frames, "pipeline": p.pipeline, "weights_sha256": p.weights_sha256,
         "source": p.source, "detector_layout": p.detector_layout, "wsgcn_version": __version__,
-        "units": {"keypoints_2d": "pixels, origin top-left, x right, y down",
-                  "keypoints_3d": "metres, camera coordinates (x right, y down, z forward), root-relative",
-                  "times": "seconds since the first frame"},
+        "units": units,
         **({"focal_px": float(p.focal_px)} if p.focal_px is not None else {}),
         **({"camera_to_world": np.asarray(p.camera_to_world).round(9).tolist(),
             "world_frame": "metres, y up, floor at y = 0, origin under the first frame's pelvis, "
@@ -414,8 +446,9 @@ def _write_npz(p: PoseFile, path: Path):
         "keypoints_2d": p.keypoints_2d, "scores": p.scores, "keypoints_3d": p.keypoints_3d,
         "times": p.times, "missing": p.missing, "fps": np.float64(p.fps),
         "image_size": np.asarray(p.image_size, np.int32),
-        "joint_names": np.array(H36M17.joint_names), "parents": np.array(H36M17.parents, np.int32),
-        "layout": np.array("h36m17"), "pipeline": np.array(p.pipeline),
+        "joint_names": np.array(meta["joint_names"]), "parents": np.array(meta["parents"], np.int32),
+        **({"edges": np.array(meta["edges"], np.int32)} if "edges" in meta else {}),
+        "layout": np.array(p.layout), "pipeline": np.array(p.pipeline),
         "weights_sha256": np.array(p.weights_sha256), "source": np.array(p.source),
         "wsgcn_version": np.array(meta["wsgcn_version"]), "detector_layout": np.array(p.detector_layout),
     }
@@ -468,7 +501,7 @@ def _write_csv(p: PoseFile, path: Path):
         for i in range(p.num_frames):
             t = f"{p.times[i]:.6f}"
             frame_angles = [_cell(v) for v in angle_table[i]] if p.has_world else []
-            for j, name in enumerate(H36M17.joint_names):
+            for j, name in enumerate(get_layout(p.layout).joint_names):
                 x, y = p.keypoints_2d[i, j]
                 X, Y, Z = p.keypoints_3d[i, j]
                 row = [i, t, j, name, _cell(x), _cell(y), _cell(p.scores[i, j]), _cell(X), _cell(Y), _cell(Z)]
@@ -493,12 +526,14 @@ def _open_npz(path: Path, what: str, extra_keys: tuple = ()):
     return z, keys
 
 
-def read(path: str | Path) -> PoseFile:
-    """Read a ``.wsgcn.npz`` pose file; raises WsgcnError if missing or not one of ours."""
+def read(path: str | Path, layouts: tuple = ("h36m17",)) -> PoseFile:
+    """Read a ``.wsgcn.npz`` pose file of one of ``layouts`` (e.g. ``("h36m17",
+    "coco_wholebody133")``); raises WsgcnError if missing, not one of ours or of another layout."""
     path = Path(path)
     z, keys = _open_npz(path, "wsgcn pose file")
-    if "layout" in keys and str(z["layout"]) != "h36m17":
-        raise WsgcnError(f"{path} holds layout {str(z['layout'])!r}, expected 'h36m17'")
+    layout = str(z["layout"]) if "layout" in keys else "h36m17"
+    if layout not in layouts:
+        raise WsgcnError(f"{path} holds layout {layout!r}, expected {' or '.join(map(repr, layouts))}")
     if "track_id" in keys:
         raise WsgcnError(f"{path} holds {len(z['track_id'])} tracked people (lift --people): read it with "
                          f"wsgcn_cli.io.posefile.read_people")
@@ -523,6 +558,7 @@ def _pose_file(z, keys, person: int | None = None) -> PoseFile:
         weights_sha256=str(z["weights_sha256"]) if "weights_sha256" in keys else "",
         source=str(z["source"]) if "source" in keys else "",
         focal_px=float(z["focal_px"]) if "focal_px" in keys else None,
+        layout=str(z["layout"]) if "layout" in keys else "h36m17",
         **{name: opt(name) for name, _, _ in WORLD_KEYS},
     )
 

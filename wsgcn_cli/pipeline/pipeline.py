@@ -9,8 +9,15 @@ paths, loads the weights of every stage and does the cross-stage checks once:
   requires it, ``refine=False`` leaves it out) needs weights that exist, use the lifter's
   2D codec and, ideally, were trained on the lifter's weights (else a warning in
   :attr:`Pipeline.warnings`);
-* the detector is known, or the ``--keypoints`` file exists; its layout maps to H36M-17
-  (checked when a stream starts, when the layout is known);
+* the detector is known, or the ``--keypoints`` file exists; its layout maps to the
+  lifter's (checked when a stream starts, when the layout is known);
+* the lifter's layout (:attr:`Pipeline.layout`, from its weights' metadata, or
+  ``[lifter] layout`` when the file names one, which the weights must then match):
+  ``h36m17`` (the body lifters) or ``coco_wholebody133`` (the SemGAN whole-body lifter,
+  :class:`wsgcn_cli.lifter.WholeBodyLifter`). The refiner, the 2D representation network,
+  ``[bones]`` and ``[world]`` are made for H36M-17: a whole-body pipeline that enables any
+  of them is a one-line WsgcnError (without a ``[world]`` table the world stage is off
+  for it, where an H36M-17 pipeline has it on);
 * the ``[smoothing]`` and ``[world]`` tables (and ``smooth``, ``focal_px``, ``fov_deg``,
   ``principal_px``, which replace their entries) are valid.
 
@@ -34,6 +41,7 @@ adding to it; whatever the caller does with a result (e.g. handing it to a threa
 from __future__ import annotations
 
 import collections
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +65,12 @@ class Pipeline:
     Attributes:
         spec: the pipeline file's tables (``name``, ``path``, ``[detector]``, ...).
         name: the pipeline's name.
+        layout: the lifter's keypoint layout (``"h36m17"`` or ``"coco_wholebody133"``): what
+            the 2D stage makes and every output holds.
         representation: the 2D stage's options (:class:`~wsgcn_cli.pipeline.spec.Representation`).
         net: the 2D pose representation network, or None (``kind = "geometric"``).
-        lifter: the :class:`wsgcn_cli.lifter.Lifter`; lifter_path: its weights file.
+        lifter: the :class:`wsgcn_cli.lifter.Lifter` (or
+            :class:`~wsgcn_cli.lifter.WholeBodyLifter`); lifter_path: its weights file.
         refiner: the :class:`wsgcn_cli.temporal.TemporalRefiner`, or None.
         keypoints: the ``--keypoints`` file read instead of detecting, or None.
         detector_table: the ``[detector]`` table (name and options).
@@ -76,6 +87,7 @@ class Pipeline:
                  verbose: bool = False):
         self.spec, self.name, self.lifter_path = spec, spec["name"], Path(lifter_path)
         self.representation, self.net, self.lifter, self.refiner = representation, net, lifter, refiner
+        self.layout = getattr(lifter, "layout", "h36m17")
         self.keypoints = None if keypoints is None else Path(keypoints)
         self.detector_table = dict(spec.get("detector", {}))
         self.max_height = spec.get("render", {}).get("max_height", 720)
@@ -87,6 +99,27 @@ class Pipeline:
         self.world = world if world is not None else WorldOptions.from_spec(spec.get("world", {}))
         self.bones = BoneOptions.from_spec(spec.get("bones", {}))
         self.verbose = bool(verbose)
+        if self.layout != "h36m17":
+            self._check_h36m_only()
+
+    def _check_h36m_only(self) -> None:
+        """A pipeline whose lifter is not H36M-17 enables no H36M-17-only stage: WsgcnError
+        (one line) for a refiner, the 2D network, ``[bones] mode`` other than ``"none"`` or
+        ``[world] enabled = true`` (given in the file); without a ``[world]`` table the
+        world stage is off."""
+        where = f"pipeline {self.name} lifts {self.layout}"
+        if self.refiner is not None:
+            raise WsgcnError(f"{where}: the temporal refiner is made for H36M-17: remove [refiner] or set "
+                             f"enabled = false")
+        if self.net is not None:
+            raise WsgcnError(f'{where}: the 2D representation network is made for H36M-17: use [representation] '
+                             f'kind = "geometric"')
+        if self.bones.mode != "none":
+            raise WsgcnError(f'{where}: [bones] works on H36M-17 skeletons only: set mode = "none"')
+        if self.world.enabled and "world" in self.spec:
+            raise WsgcnError(f"{where}: [world] (root, floor, BVH/TRC/MOT) works on H36M-17 only: set enabled = false")
+        if self.world.enabled:
+            self.world = replace(self.world, enabled=False)
 
     @classmethod
     def from_file(cls, name_or_path: str | Path, device: str = "auto", refine: bool | None = None,
@@ -138,7 +171,7 @@ class Pipeline:
                   smooth: str | None = None, focal_px: float | None = None, fov_deg: float | None = None,
                   verbose: bool = False, principal_px=None) -> "Pipeline":
         """:meth:`from_file` for tables already read (``wsgcn_cli.pipeline.load(..., kind="lift")``)."""
-        from wsgcn_cli.lifter import Lifter
+        from wsgcn_cli.lifter import load_lifter
 
         smoothing = Smoothing.from_spec(spec.get("smoothing", {}), kind=smooth)
         world = WorldOptions.from_spec(spec.get("world", {}), focal_px=focal_px, fov_deg=fov_deg,
@@ -163,7 +196,11 @@ class Pipeline:
         if lifter_weights is None and "weights" not in table:
             raise WsgcnError(f"pipeline {spec['path']}: [lifter] names no weights (weights = \"...\")")
         path = Path(lifter_weights) if lifter_weights is not None else specs.resolve_path(table["weights"], spec)
-        lifter = Lifter.from_weights(path, flip_test=bool(table.get("flip_test", True)), device=device)
+        layout = table.get("layout")
+        if layout is not None and layout not in ("h36m17", "coco_wholebody133"):
+            raise WsgcnError(f"pipeline {spec['path']}: [lifter] layout must be h36m17 or coco_wholebody133, "
+                             f"got {layout!r}")
+        lifter = load_lifter(path, flip_test=bool(table.get("flip_test", True)), device=device, layout=layout)
         if lifter.confidence_input and rep.kind != "network":
             raise WsgcnError(f"lifter {path.name} reads the 2D representation network's confidences: "
                              f"use it with [representation] kind = \"network\" (pipeline {spec['name']})")
@@ -173,6 +210,9 @@ class Pipeline:
 
             net = RepresentationModel.from_weights(specs.resolve_path(rep.weights, spec), device=str(lifter.device))
         refiner, warnings = None, []
+        if refine and lifter.layout != "h36m17":
+            raise WsgcnError(f"pipeline {spec['name']} lifts {lifter.layout}: the temporal refiner is made for "
+                             f"H36M-17: remove [refiner] (or set enabled = false), or lift without --refine")
         if refine:
             refiner, warnings = _load_refiner(spec, lifter, path)
         if keypoints is not None and not Path(keypoints).is_file():
@@ -211,8 +251,8 @@ class Pipeline:
         ``width`` x ``height`` pixel images at ``fps``: the 2D stage, the One-Euro filter of
         the 2D (``[smoothing] kind = "one-euro"``), and with ``lift`` the lifter and the
         refiner (if built, and ``fps`` > 0: a single image has no time to refine over).
-        Raises WsgcnError for an unmappable layout."""
-        out = [Pose2D(self.representation, layout, width, height, fps, self.net, BATCH)]
+        Raises WsgcnError for a layout that cannot be mapped to :attr:`layout`."""
+        out = [Pose2D(self.representation, layout, width, height, fps, self.net, BATCH, target=self.layout)]
         if self.smoothing.kind == "one-euro":
             out.append(OneEuroStage(self.smoothing, width, height, fps))
         if lift:
@@ -241,14 +281,14 @@ class Pipeline:
         """The stages after the detector over keypoints already detected (one person, in
         order, e.g. a ``finetune`` clip's cached detections), on the calling thread.
 
-        ``kp``: any layout that maps to H36M-17, pixels. ``lift``: also run the lifter
+        ``kp``: any layout that maps to :attr:`layout`, pixels. ``lift``: also run the lifter
         (and the refiner, if built); else ``keypoints_3d`` stays empty. Returns the
         :class:`Track`. The 2D and 3D are exactly what :meth:`stream` gives for the same
         keypoints and frame times; with ``whole_clip`` (and ``lift``) the track then goes
         through :meth:`whole_clip`, as ``lift`` does before writing the pose file.
         """
         stages = self.stages(kp.layout, kp.width, kp.height, kp.fps, lift=lift)
-        track = Track(kp.layout)
+        track = Track(kp.layout, self.layout)
         for i in range(kp.num_frames):
             track.extend(push_through(stages, [FrameResult(i, float(kp.times[i]), None, kp.xy[i], kp.score[i])]))
         track.extend(finish_through(stages))
@@ -262,7 +302,9 @@ class Pipeline:
 
         * ``[smoothing] kind = "butterworth"``: the 3D is replaced by its zero-phase
           Butterworth low-pass (:func:`wsgcn_cli.smoothing.butterworth`, per run of frames
-          with a pose);
+          with a pose; for COCO-WholeBody-133, per group of keypoints seen in the same
+          frames -- body, face, each hand -- so a hand is filtered over the frames it
+          was seen in and stays NaN elsewhere);
         * ``[bones] mode = "clip"``: then one constant, symmetric skeleton for the clip
           (:func:`wsgcn_cli.bones.constant_bones`);
         * ``[world]`` (unless ``enabled = false``): :attr:`Track.world` is set to
@@ -276,7 +318,10 @@ class Pipeline:
         from wsgcn_cli.world import estimate_world
 
         if self.smoothing.kind == "butterworth":
-            pose = butterworth(track.keypoints_3d, fps, self.smoothing.cutoff_hz, self.smoothing.order)
+            if self.layout == "h36m17":
+                pose = butterworth(track.keypoints_3d, fps, self.smoothing.cutoff_hz, self.smoothing.order)
+            else:
+                pose = _butterworth_by_seen_pattern(track.keypoints_3d, fps, self.smoothing)
             track.set_keypoints_3d(pose)
         if self.bones.mode != "none" and track.frames_with_pose > 0:
             track.set_keypoints_3d(constant_bones(track.keypoints_3d, self.bones))
@@ -315,7 +360,20 @@ class Pipeline:
             times=track.times, missing=track.missing, fps=fps, image_size=tuple(image_size),
             detector_keypoints=track.detector_keypoints, detector_scores=track.detector_scores,
             detector_layout=track.layout, pipeline=self.name, weights_sha256=self.lifter.sha256, source=source,
-            extra=extra, **fields)
+            extra=extra, layout=track.output_layout, **fields)
+
+
+def _butterworth_by_seen_pattern(pose: np.ndarray, fps: float, options: Smoothing) -> np.ndarray:
+    """:func:`wsgcn_cli.smoothing.butterworth` of (T, J, 3) poses (NaN where a keypoint is
+    not known) over groups of keypoints with the same frames known (one call per group:
+    typically body, face, each hand), each over its own runs of frames; NaN stays NaN."""
+    known = np.isfinite(pose).all(axis=-1)                      # (T, J)
+    out = np.array(pose, np.float64)
+    patterns, group = np.unique(known.T, axis=0, return_inverse=True)
+    for g in range(len(patterns)):
+        cols = np.flatnonzero(group.ravel() == g)
+        out[:, cols] = butterworth(pose[:, cols], fps, options.cutoff_hz, options.order)
+    return out
 
 
 def _accepts(detector: str, option: str) -> bool:
@@ -427,16 +485,21 @@ class Stream:
 class Track:
     """Whole-sequence arrays of a stream's results, in order (images are not kept).
 
-    Attributes (T frames): ``layout`` (the detector's), and the properties
-    ``times`` (T,) s, ``keypoints_2d`` (T, 17, 2) px, ``scores`` (T, 17),
-    ``missing`` (T,) bool, ``keypoints_3d`` (T, 17, 3) m (NaN where missing or not
-    lifted), ``detector_keypoints`` (T, J, 2) px, ``detector_scores`` (T, J),
-    ``frames_with_pose``; ``world``, the :class:`wsgcn_cli.world.World` that
+    Attributes (T frames, K joints of ``output_layout``): ``layout`` (the detector's),
+    ``output_layout`` (the lifter's, :attr:`Pipeline.layout`: ``"h36m17"``, K = 17, or
+    ``"coco_wholebody133"``, K = 133), and the properties ``times`` (T,) s,
+    ``keypoints_2d`` (T, K, 2) px, ``scores`` (T, K), ``missing`` (T,) bool,
+    ``keypoints_3d`` (T, K, 3) m (NaN where missing or not lifted, and for whole-body
+    keypoints not seen in 2D), ``detector_keypoints`` (T, J, 2) px, ``detector_scores``
+    (T, J), ``frames_with_pose``; ``world``, the :class:`wsgcn_cli.world.World` that
     :meth:`Pipeline.whole_clip` found (None before, or without a ``[world]`` stage).
     """
 
-    def __init__(self, layout: str = ""):
-        self.layout = layout
+    def __init__(self, layout: str = "", output_layout: str = "h36m17"):
+        from wsgcn_cli.skeletons import get_layout
+
+        self.layout, self.output_layout = layout, output_layout
+        self.num_joints = get_layout(output_layout).num_joints
         self.world = None
         self._rows: dict[str, list] = {k: [] for k in ("time", "keypoints_2d", "scores", "missing", "keypoints_3d",
                                                         "detector_keypoints", "detector_scores")}
@@ -445,17 +508,18 @@ class Track:
         """Append one result (frames must come in order)."""
         for key, rows in self._rows.items():
             value = getattr(result, key)
-            rows.append(np.full((17, 3), np.nan, np.float32) if value is None and key == "keypoints_3d" else value)
+            rows.append(np.full((self.num_joints, 3), np.nan, np.float32) if value is None and key == "keypoints_3d"
+                        else value)
 
     def extend(self, results) -> None:
         for r in results:
             self.add(r)
 
     def set_keypoints_3d(self, pose) -> None:
-        """Replace every frame's 3D with ``pose`` (T, 17, 3) metres (e.g. smoothed)."""
+        """Replace every frame's 3D with ``pose`` (T, K, 3) metres (e.g. smoothed)."""
         pose = np.asarray(pose, np.float32)
-        if pose.shape != (len(self), 17, 3):
-            raise WsgcnError(f"the track has {len(self)} frames of (17, 3); got {pose.shape}")
+        if pose.shape != (len(self), self.num_joints, 3):
+            raise WsgcnError(f"the track has {len(self)} frames of ({self.num_joints}, 3); got {pose.shape}")
         self._rows["keypoints_3d"] = list(pose)
 
     def __len__(self) -> int:
@@ -471,11 +535,11 @@ class Track:
 
     @property
     def keypoints_2d(self) -> np.ndarray:
-        return self._stack("keypoints_2d", (17, 2), np.float32)
+        return self._stack("keypoints_2d", (self.num_joints, 2), np.float32)
 
     @property
     def scores(self) -> np.ndarray:
-        return self._stack("scores", (17,), np.float32)
+        return self._stack("scores", (self.num_joints,), np.float32)
 
     @property
     def missing(self) -> np.ndarray:
@@ -483,7 +547,7 @@ class Track:
 
     @property
     def keypoints_3d(self) -> np.ndarray:
-        return self._stack("keypoints_3d", (17, 3), np.float32)
+        return self._stack("keypoints_3d", (self.num_joints, 3), np.float32)
 
     @property
     def detector_keypoints(self) -> np.ndarray:
@@ -497,10 +561,16 @@ class Track:
 
     @property
     def frames_with_pose(self) -> int:
-        """Frames with a complete 3D pose."""
-        return int(np.isfinite(self.keypoints_3d).all(axis=(1, 2)).sum())
+        """Frames with a 3D pose: complete (H36M-17), or with the body and feet
+        (COCO-WholeBody-133 keypoints 0-22; face and hands are optional)."""
+        from wsgcn_cli.skeletons import WHOLEBODY133_PARTS
+
+        pose = self.keypoints_3d
+        if self.output_layout == "coco_wholebody133":
+            pose = pose[:, slice(*WHOLEBODY133_PARTS["body"])]
+        return int(np.isfinite(pose).all(axis=(1, 2)).sum())
 
     def keypoints(self, width: int, height: int, fps: float) -> Keypoints2D:
-        """The 2D stage's output as :class:`Keypoints2D` (``h36m17``, pixels) of an input
-        of ``width`` x ``height`` pixels at ``fps``."""
-        return Keypoints2D("h36m17", self.keypoints_2d, self.scores, self.times, width, height, fps)
+        """The 2D stage's output as :class:`Keypoints2D` (``output_layout``, pixels) of an
+        input of ``width`` x ``height`` pixels at ``fps``."""
+        return Keypoints2D(self.output_layout, self.keypoints_2d, self.scores, self.times, width, height, fps)

@@ -27,6 +27,12 @@ can change a frame's 2D before that frame leaves :class:`Pose2D` (see
 :func:`wsgcn_cli.temporal.refine_sequence` (see
 :class:`~wsgcn_cli.temporal.StreamingRefiner`).
 
+Layouts: the 2D stage makes the lifter's layout (``Pipeline.layout``): H36M-17 (J = 17,
+any detector layout mapped by :func:`wsgcn_cli.pose2d.mapping.to_h36m17`) or
+COCO-WholeBody-133 (J = 133, from a ``coco_wholebody133`` detector or keypoint file as it
+is, gaps filled per keypoint by :func:`wsgcn_cli.pose2d.wholebody.fill_wholebody_gaps`);
+every later array has J joints.
+
 Units and frames: 2D in pixels of the upright input image (origin top-left, x right,
 y down); 3D root-relative camera coordinates (x right, y down, z away), metres.
 """
@@ -43,6 +49,7 @@ from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.pipeline.spec import Representation
 from wsgcn_cli.pose2d.gaps import fill_gaps
 from wsgcn_cli.pose2d.mapping import to_h36m17
+from wsgcn_cli.skeletons import WHOLEBODY133_PARTS
 
 
 @dataclass
@@ -55,11 +62,14 @@ class FrameResult:
         image: (H, W, 3) uint8 RGB, upright; None when the stream keeps no images.
         detector_keypoints: (J, 2) float32 pixels in the detector's layout, NaN where not
             detected; detector_scores: (J,) float32 in [0, 1].
-        keypoints_2d: (17, 2) float32 H36M-17 pixels after the 2D stage (mapping, gap
-            filling, optional network), NaN where missing; scores: (17,) float32 in [0, 1].
-        missing: True when a joint is still missing after the 2D stage (no 3D then).
-        keypoints_3d: (17, 3) float32 root-relative camera coordinates, metres; NaN rows
-            where ``missing``.
+        keypoints_2d: (J, 2) float32 pixels in the lifter's layout (H36M-17, J = 17, or
+            COCO-WholeBody-133, J = 133) after the 2D stage (mapping, gap filling,
+            optional network), NaN where missing; scores: (J,) float32 in [0, 1].
+        missing: True when a joint the lifter needs is still missing after the 2D stage
+            (no 3D then): any of the 17 (H36M-17), any of the body and feet 0-22
+            (COCO-WholeBody-133: face and hands are optional).
+        keypoints_3d: (J, 3) float32 root-relative camera coordinates, metres; NaN rows
+            where ``missing``, and (COCO-WholeBody-133) NaN for each keypoint not seen in 2D.
     """
 
     index: int
@@ -120,16 +130,19 @@ class Detect:
 
 
 class Pose2D:
-    """The 2D stage: the detector's layout -> H36M-17, short gaps filled, optionally the
-    2D pose representation network.
+    """The 2D stage: the detector's layout -> the lifter's (``target``), short gaps
+    filled, optionally the 2D pose representation network.
 
     Args:
         rep: the ``[representation]`` options.
         layout: the detector's keypoint layout; width, height (pixels), fps: of the input.
         net: the network (a :class:`wsgcn_cli.pose2d.network.RepresentationModel`,
-            ``rep.kind == "network"``) or None.
+            ``rep.kind == "network"``) or None (always None for COCO-WholeBody-133).
         batch: frames are released (and run through the network) in batches of at least
             this many, except at the end.
+        target: ``"h36m17"`` (default: :func:`~wsgcn_cli.pose2d.mapping.to_h36m17` of any
+            mappable layout) or ``"coco_wholebody133"`` (the detector's 133 keypoints as
+            they are; a frame is ``missing`` when a body or foot keypoint, 0-22, is).
 
     A frame is final as soon as gap filling can no longer change it: at once when every
     keypoint is detected, else when each of its missing keypoints is seen again or has
@@ -137,14 +150,24 @@ class Pose2D:
     ``max_gap_frames + batch`` frames wait (``batch`` when the person is found in every
     frame), and ``max_gap_frames + 1`` earlier frames are kept as interpolation context.
 
-    Raises WsgcnError (on construction) for a layout that cannot be mapped to H36M-17.
+    Raises WsgcnError (on construction) for a layout that cannot be mapped to ``target``.
     """
 
     def __init__(self, rep: Representation, layout: str, width: int, height: int, fps: float,
-                 net=None, batch: int = 8):
+                 net=None, batch: int = 8, target: str = "h36m17"):
         from wsgcn_cli.pose2d.mapping import mapping_matrix
 
-        mapping_matrix(layout)  # raises WsgcnError for a layout without a mapping
+        if target == "h36m17":
+            mapping_matrix(layout)  # raises WsgcnError for a layout without a mapping
+            self._required = slice(None)
+        elif target == "coco_wholebody133":
+            if layout != target:
+                raise WsgcnError(f"the whole-body lifter needs coco_wholebody133 keypoints (e.g. detector "
+                                 f"mediapipe_holistic or a 133-keypoint file); got {layout}")
+            self._required = slice(*WHOLEBODY133_PARTS["body"])
+        else:
+            raise WsgcnError(f"no 2D stage makes layout {target!r}; known: h36m17, coco_wholebody133")
+        self.target = target
         self.rep, self.layout, self.net, self.batch = rep, layout, net, batch
         self.width, self.height, self.fps = width, height, fps
         self._context = rep.max_gap_frames + 1  # frames before a gap, for interpolation
@@ -158,8 +181,10 @@ class Pose2D:
 
     def push(self, item: FrameResult) -> list[FrameResult]:
         """Add one frame (its detector keypoints); returns the frames now final."""
-        one = to_h36m17(Keypoints2D(self.layout, item.detector_keypoints[None], item.detector_scores[None],
-                                    np.array([item.time]), self.width, self.height, self.fps), adjust=self.rep.adjust)
+        one = Keypoints2D(self.layout, item.detector_keypoints[None], item.detector_scores[None],
+                          np.array([item.time]), self.width, self.height, self.fps)
+        if self.target == "h36m17":
+            one = to_h36m17(one, adjust=self.rep.adjust)
         self._xy.append(one.xy[0])
         self._score.append(one.score[0])
         self._times.append(float(item.time))
@@ -187,9 +212,15 @@ class Pose2D:
         for _ in range(lo - self._first):  # older frames can no longer change anything
             self._xy.popleft(), self._score.popleft(), self._times.popleft()
         self._first = lo
-        window = Keypoints2D("h36m17", np.stack(self._xy), np.stack(self._score), np.array(self._times),
+        window = Keypoints2D(self.target, np.stack(self._xy), np.stack(self._score), np.array(self._times),
                              self.width, self.height, self.fps)
-        filled, missing = fill_gaps(window, self.rep.max_gap_frames, min_score=self.rep.min_score)
+        if self.target == "h36m17":
+            filled, missing = fill_gaps(window, self.rep.max_gap_frames, min_score=self.rep.min_score)
+        else:
+            from wsgcn_cli.pose2d.wholebody import fill_wholebody_gaps
+
+            filled, _ = fill_wholebody_gaps(window, self.rep.max_gap_frames, min_score=self.rep.min_score)
+            missing = ~np.isfinite(filled.xy[:, self._required]).all(axis=(1, 2))
         xy, score = filled.xy[start - lo : stop - lo], filled.score[start - lo : stop - lo]
         missing = missing[start - lo : stop - lo]
         if self.net is not None:
@@ -205,16 +236,18 @@ class Pose2D:
 
 
 class Lift:
-    """The lifter stage: H36M-17 pixels -> root-relative 3D, metres, ``batch`` frames at a time.
+    """The lifter stage: pixels (J = 17 or 133) -> root-relative 3D, metres, ``batch``
+    frames at a time.
 
-    ``lifter``: a :class:`wsgcn_cli.lifter.Lifter` (or any callable (N, 17, 2) px ->
-    (N, 17, 3) m taking ``width``/``height``); one with ``confidence_input`` also gets
-    ``score=`` (N, 17), the 2D stage's confidences. Frames with a missing joint get NaN.
+    ``lifter``: a :class:`wsgcn_cli.lifter.Lifter` or
+    :class:`~wsgcn_cli.lifter.WholeBodyLifter` (or any callable (N, J, 2) px -> (N, J, 3) m
+    taking ``width``/``height``); one whose ``reads_scores`` is true also gets ``score=``
+    (N, J), the 2D stage's confidences. Frames with a missing joint get NaN.
     """
 
     def __init__(self, lifter, width: int, height: int, batch: int = 8):
         self.lifter, self.width, self.height, self.batch = lifter, width, height, batch
-        self._confidence = bool(getattr(lifter, "confidence_input", False))
+        self._confidence = bool(getattr(lifter, "reads_scores", getattr(lifter, "confidence_input", False)))
         self._pending: list[FrameResult] = []
 
     def push(self, item: FrameResult) -> list[FrameResult]:

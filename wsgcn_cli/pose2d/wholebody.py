@@ -55,7 +55,10 @@ Hands 91-111 (left), 112-132 (right) (:data:`HAND21_FROM_MEDIAPIPE`)
     hand model on a crop) the BlazePose wrist's visibility.
 
 Gaps: :func:`fill_wholebody_gaps` fills short runs of missing keypoints over time with
-:func:`wsgcn_cli.pose2d.gaps.fill_gaps` (the body's gap filler), per keypoint.
+:func:`wsgcn_cli.pose2d.gaps.fill_gaps` (the body's gap filler), per keypoint; the face
+and hands relative to their anchors on the body (:data:`PART_ANCHORS`: nose, wrists), so
+that a face lost for a few frames while the person squats moves down with the head
+instead of staying where it was last seen.
 """
 
 from __future__ import annotations
@@ -197,15 +200,25 @@ def part_found(kp: Keypoints2D) -> dict[str, np.ndarray]:
              ("right_hand", RIGHT_HAND))}
 
 
-def fill_wholebody_gaps(kp: Keypoints2D, max_gap_frames: int, **options
+#: Body keypoint each part's gaps are filled relative to: face -> nose, hands -> wrists.
+PART_ANCHORS = ((FACE, 0), (LEFT_HAND, 9), (RIGHT_HAND, 10))
+
+
+def fill_wholebody_gaps(kp: Keypoints2D, max_gap_frames: int, *, anchored: bool = True, **options
                         ) -> tuple[Keypoints2D, np.ndarray]:
     """Short gaps of COCO-WholeBody-133 keypoints filled over time, as for the body.
 
-    A thin wrapper of :func:`wsgcn_cli.pose2d.gaps.fill_gaps` (same arguments, same
-    result: filled keypoints and the (T,) frames still missing a keypoint) that checks
-    the layout. Each of the 133 keypoints is interpolated on its own, so a hand missing
-    for up to ``max_gap_frames`` frames between two frames where it was seen is filled
-    with score ``INTERPOLATED_SCORE``; longer gaps stay NaN with score 0.
+    :func:`wsgcn_cli.pose2d.gaps.fill_gaps` (same arguments, same result: filled
+    keypoints and the (T,) frames still missing a keypoint) for the 133 keypoints, each
+    on its own: a hand missing for up to ``max_gap_frames`` frames between two frames
+    where it was seen is filled with score ``INTERPOLATED_SCORE``; longer gaps stay NaN
+    with score 0. The body and feet (0-22) are filled exactly as
+    :func:`~wsgcn_cli.pose2d.gaps.fill_gaps` fills them. With ``anchored`` (default), the
+    face and each hand are interpolated relative to their anchor (:data:`PART_ANCHORS`):
+    the offset from the anchor detected in the same frame is interpolated and added to
+    the anchor (itself gap-filled) in the frame filled; a detection whose anchor is not
+    detected in its frame cannot start or end a filled run. Detected keypoints are never
+    changed.
 
     Raises:
         WsgcnError: ``kp`` is not in the ``coco_wholebody133`` layout.
@@ -214,4 +227,20 @@ def fill_wholebody_gaps(kp: Keypoints2D, max_gap_frames: int, **options
 
     if kp.layout != "coco_wholebody133":
         raise WsgcnError(f"expected coco_wholebody133 keypoints, got {kp.layout}")
-    return fill_gaps(kp, max_gap_frames, **options)
+    filled, missing = fill_gaps(kp, max_gap_frames, **options)
+    if not anchored:
+        return filled, missing
+    rel = kp.xy.copy()
+    for part, anchor in PART_ANCHORS:
+        rel[:, part] -= kp.xy[:, anchor, None]          # NaN where the anchor is not detected
+    moved, _ = fill_gaps(Keypoints2D(kp.layout, rel, kp.score, kp.times, kp.width, kp.height, kp.fps),
+                         max_gap_frames, **options)
+    xy, score = filled.xy.copy(), filled.score.copy()
+    for part, anchor in PART_ANCHORS:
+        kept = np.isfinite(kp.xy[:, part]).all(axis=-1) & np.isfinite(filled.xy[:, part]).all(axis=-1)
+        xy[:, part] = np.where(kept[..., None], filled.xy[:, part], moved.xy[:, part] + filled.xy[:, anchor, None])
+        score[:, part] = np.where(kept, filled.score[:, part], moved.score[:, part])
+    gone = ~np.isfinite(xy).all(axis=-1)
+    xy[gone], score[gone] = np.nan, 0.0
+    out = Keypoints2D(kp.layout, xy, score, filled.times, kp.width, kp.height, kp.fps)
+    return out, gone.any(axis=1)

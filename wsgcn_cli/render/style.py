@@ -2,7 +2,8 @@
 
 Colours are RGB tuples (frames are RGB everywhere in wsgcn). Bones are coloured by the
 side of their child keypoint (see :meth:`wsgcn_cli.skeletons.Skeleton.side_of_edge`):
-the person's left in blue, right in red, the centre line in yellow. With several people
+the person's left in blue, right in red, the centre line in yellow. Face and hand
+keypoints of COCO-WholeBody-133 are drawn thinner (:func:`detail_joints`). With several people
 (``lift --people``) each person is drawn in one colour of their own instead,
 :func:`person_color` of their track ID, in the 2D overlay and in both 3D views.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from wsgcn_cli.skeletons import Skeleton
+from wsgcn_cli.skeletons import WHOLEBODY133_PARTS, Skeleton
 
 LEFT_COLOR = (40, 130, 255)
 RIGHT_COLOR = (255, 60, 60)
@@ -23,6 +24,31 @@ SIDE_COLORS = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "centre": CENTRE_COLOR}
 def edge_colors(skeleton: Skeleton) -> tuple[tuple[int, int, int], ...]:
     """One RGB colour per edge of ``skeleton.edges``, by side."""
     return tuple(SIDE_COLORS[skeleton.side_of_edge(e)] for e in skeleton.edges)
+
+
+@lru_cache(maxsize=None)
+def detail_joints(skeleton: Skeleton) -> tuple[bool, ...]:
+    """Per keypoint: drawn as fine detail (thin lines, small dots) -- COCO-WholeBody-133's
+    face (23-90) and hands (91-132), dense and small beside the body; none in other layouts."""
+    detail = [False] * skeleton.num_joints
+    if skeleton.name == "coco_wholebody133":
+        for part in ("face", "left_hand", "right_hand"):
+            lo, hi = WHOLEBODY133_PARTS[part]
+            detail[lo:hi] = [True] * (hi - lo)
+    return tuple(detail)
+
+
+@lru_cache(maxsize=None)
+def detail_edges(skeleton: Skeleton) -> tuple[bool, ...]:
+    """Per edge of ``skeleton.edges``: drawn thin (its child keypoint is a detail keypoint,
+    :func:`detail_joints`: the face's contours, the fingers and the wrist-to-hand bone)."""
+    detail = detail_joints(skeleton)
+    return tuple(detail[b] for _, b in skeleton.edges)
+
+
+def thin_width(thickness: int) -> int:
+    """Line width (pixels) of detail bones beside body bones of ``thickness``."""
+    return max(1, thickness // 2)
 
 
 @lru_cache(maxsize=None)

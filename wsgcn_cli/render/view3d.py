@@ -36,7 +36,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from wsgcn_cli.render.style import LEFT_COLOR, RIGHT_COLOR, edge_colors, joint_colors, person_color
+from wsgcn_cli.render.style import (LEFT_COLOR, RIGHT_COLOR, detail_edges, detail_joints, edge_colors, joint_colors,
+                                    person_color, thin_width)
 from wsgcn_cli.skeletons import H36M17, Skeleton
 
 BACKGROUND = (28, 28, 32)
@@ -80,10 +81,24 @@ def root_index(skeleton: Skeleton) -> int | None:
     return skeleton.parents.index(-1) if skeleton.parents is not None else None
 
 
+def _hips(skeleton: Skeleton) -> tuple[int, int] | None:
+    """The hip keypoints of a layout without a tree (COCO-17, COCO-WholeBody-133: their
+    mean is the pelvis, H3WB's root), or None."""
+    names = set(skeleton.joint_names)
+    if skeleton.parents is None and {"left_hip", "right_hip"} <= names:
+        return skeleton.index("left_hip"), skeleton.index("right_hip")
+    return None
+
+
 def _centre(pose3d: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """The point a pose is drawn around: the tree root, else the mean of the hips, else the
+    mean of the finite joints."""
     root = root_index(skeleton)
     if root is not None and np.isfinite(pose3d[root]).all():
         return pose3d[root]
+    hips = _hips(skeleton)
+    if hips is not None and np.isfinite(pose3d[list(hips)]).all():
+        return pose3d[list(hips)].mean(axis=0)
     return np.nanmean(pose3d[np.isfinite(pose3d).all(axis=1)], axis=0)
 
 
@@ -105,11 +120,14 @@ def _draw_bones(image: np.ndarray, view: np.ndarray, ok: np.ndarray, px: np.ndar
     edges = [(i, e) for i, e in enumerate(skeleton.edges) if ok[e[0]] and ok[e[1]]]
     edges.sort(key=lambda ie: -(view[ie[1][0], 2] + view[ie[1][1], 2]))  # far first
     colors = edge_colors(skeleton) if color is None else [tuple(color)] * len(skeleton.edges)
+    thin, edge_thin, joint_thin = thin_width(thickness), detail_edges(skeleton), detail_joints(skeleton)
     for i, (a, b) in edges:
-        cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thickness, cv2.LINE_AA, _SHIFT)
+        cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thin if edge_thin[i] else thickness, cv2.LINE_AA,
+                 _SHIFT)
     jcolors = joint_colors(skeleton) if color is None else [tuple(color)] * skeleton.num_joints
     for j in np.flatnonzero(ok):
-        cv2.circle(image, tuple(px[j]), (thickness + 1) * _ONE, jcolors[j], -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(image, tuple(px[j]), (thin if joint_thin[j] else thickness + 1) * _ONE, jcolors[j], -1,
+                   cv2.LINE_AA, _SHIFT)
 
 
 def draw_tag(image: np.ndarray, text: str, anchor, color, scale: float, thickness: int) -> None:
