@@ -267,10 +267,13 @@ def _write_overlay(path: Path, input_path: Path, track, pipe, quiet: bool) -> li
     now has more frames than the track."""
     from wsgcn_cli.io.video import open_frames
     from wsgcn_cli.render.view3d import WorldView, world_frame_args
+    from wsgcn_cli.skeletons import get_layout
 
     w = track.world
     view = None if w is None else WorldView.for_clip(w.keypoints_3d_world, w.camera_to_world)
     kp2, scores, kp3 = track.keypoints_2d, track.scores, track.keypoints_3d
+    skeleton = get_layout(track.output_layout)  # H36M-17, or COCO-WholeBody-133 with face and hands
+    layout = {} if track.output_layout == "h36m17" else {"skeleton_2d": skeleton, "skeleton_3d": skeleton}
     with open_frames(input_path) as source:
         overlay = _Overlay(path, source, pipe)
         try:
@@ -280,7 +283,7 @@ def _write_overlay(path: Path, input_path: Path, track, pipe, quiet: bool) -> li
                     if i >= len(track):
                         raise WsgcnError(f"{input_path} has more frames than were lifted: did it change?")
                     world = {} if view is None else world_frame_args(view, w.keypoints_3d_world, i, w.foot_contact)
-                    overlay.add(frame.image, kp2[i], scores[i], kp3[i], **world)
+                    overlay.add(frame.image, kp2[i], scores[i], kp3[i], **world, **layout)
                     advance(i + 1)
             return overlay.close()
         except BaseException:
@@ -305,7 +308,10 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     their own colour with their ID.
 
     Builds the pipeline (:class:`wsgcn_cli.pipeline.Pipeline`: detector, or the
-    ``keypoints`` file, -> H36M-17 2D -> lifter -> temporal refiner), streams the input's
+    ``keypoints`` file, -> H36M-17 2D -> lifter -> temporal refiner; or, with ``pipeline``
+    ``"wholebody"``, BlazePose + face / hand landmarks -> COCO-WholeBody-133 2D -> the SemGAN whole-body
+    lifter, whose pose file holds 133 keypoints, NaN in 3D for parts not seen in 2D, and
+    whose overlay draws the face and hands), streams the input's
     frames through it and hands each result to the sinks: memory does not grow with the
     video's length. Writes, beside the input or in ``out_dir``:
 
@@ -343,7 +349,7 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     outside (10, 170), a ``principal_point`` that is not two numbers or an unknown
     ``smooth`` (these before anything is read), a
     ``people`` that is not ``"all"`` or a whole number >= 1, or ``people`` other than 1
-    with a ``keypoints`` file (these two also before anything is read).
+    with a ``keypoints`` file or a whole-body pipeline (these also before anything is read).
     """
     import time
 
@@ -377,12 +383,14 @@ def lift(input: str | Path, pipeline: str = pipelines.DEFAULT_LIFT, out_dir: str
     if not input_path.exists():
         raise WsgcnError(f"input {input_path} does not exist")
     if max_people != 1:
+        if pipe.layout != "h36m17":
+            raise WsgcnError(f"--people all|N lifts H36M-17 bodies only; pipeline {pipe.name} lifts {pipe.layout}")
         return _lift_people(input_path, pipe, max_people, out_dir, formats, video, overwrite, quiet, t0)
     with open_frames(input_path) as source, pipe.stream(source, keep_images=False) as results:
         outputs = _outputs(input_path, None if out_dir is None else Path(out_dir), formats, video,
                            source.kind == "image")
         with _new_outputs(outputs, overwrite) as written:
-            track = Track(results.layout)
+            track = Track(results.layout, pipe.layout)
             with progress_bar(f"lifting {input_path.name}", source.num_frames, quiet) as advance:
                 for result in results:
                     track.add(result)
