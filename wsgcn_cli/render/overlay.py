@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from wsgcn_cli.render.style import (PERSON_COLORS, detail_edges, detail_joints, edge_colors,  # noqa: F401
-                                    joint_colors, person_color, thin_width)
+                                    joint_colors, person_color, thin_width, detail_radius)
 from wsgcn_cli.render.view3d import WorldView, draw_tag, render_3d_panel
 from wsgcn_cli.skeletons import H36M17, Skeleton
 
@@ -36,7 +36,8 @@ def draw_skeleton_2d(image: np.ndarray, xy: np.ndarray, score: np.ndarray | None
         skeleton: layout of ``xy`` (bones from ``skeleton.edges``).
         thickness: line width in pixels; default scales with the image size. Face and
             hand bones and keypoints (:func:`~wsgcn_cli.render.style.detail_joints`) are
-            drawn with :func:`~wsgcn_cli.render.style.thin_width` of it.
+            drawn with :func:`~wsgcn_cli.render.style.thin_width` lines and
+            :func:`~wsgcn_cli.render.style.detail_radius` dots.
         color: one (R, G, B) colour for every bone and keypoint (several people, see
             :func:`person_color`); default None: :mod:`wsgcn_cli.render.style`'s left /
             right / centre colours.
@@ -60,13 +61,14 @@ def draw_skeleton_2d(image: np.ndarray, xy: np.ndarray, score: np.ndarray | None
                   * _ONE).astype(np.int32)
     colors = edge_colors(skeleton) if color is None else [tuple(color)] * len(skeleton.edges)
     thin, edge_thin, joint_thin = thin_width(thickness), detail_edges(skeleton), detail_joints(skeleton)
+    dot = detail_radius(thickness)
     for i, (a, b) in enumerate(skeleton.edges):
         if ok[a] and ok[b]:
             cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thin if edge_thin[i] else thickness,
                      cv2.LINE_AA, _SHIFT)
     jcolors = joint_colors(skeleton) if color is None else [tuple(color)] * skeleton.num_joints
     for j in np.flatnonzero(ok):
-        cv2.circle(image, tuple(px[j]), (thin if joint_thin[j] else thickness + 1) * _ONE, jcolors[j], -1,
+        cv2.circle(image, tuple(px[j]), (dot if joint_thin[j] else thickness + 1) * _ONE, jcolors[j], -1,
                    cv2.LINE_AA, _SHIFT)
     if label:
         top = int(np.argmin(np.where(ok, xy[:, 1], np.inf)))

@@ -29,9 +29,11 @@ def edge_colors(skeleton: Skeleton) -> tuple[tuple[int, int, int], ...]:
 @lru_cache(maxsize=None)
 def detail_joints(skeleton: Skeleton) -> tuple[bool, ...]:
     """Per keypoint: drawn as fine detail (thin lines, small dots) -- COCO-WholeBody-133's
-    face (23-90) and hands (91-132), dense and small beside the body; none in other layouts."""
+    face (23-90) and hands (91-132), dense and small beside the body, and the COCO head
+    points (nose, eyes, ears: 0-4) inside the face; none in other layouts."""
     detail = [False] * skeleton.num_joints
     if skeleton.name == "coco_wholebody133":
+        detail[:5] = [True] * 5
         for part in ("face", "left_hand", "right_hand"):
             lo, hi = WHOLEBODY133_PARTS[part]
             detail[lo:hi] = [True] * (hi - lo)
@@ -49,6 +51,12 @@ def detail_edges(skeleton: Skeleton) -> tuple[bool, ...]:
 def thin_width(thickness: int) -> int:
     """Line width (pixels) of detail bones beside body bones of ``thickness``."""
     return max(1, thickness // 2)
+
+
+def detail_radius(thickness: int) -> int:
+    """Dot radius (pixels) of detail keypoints beside body bones of ``thickness`` (0: a
+    single pixel, so that 68 face points do not hide the face)."""
+    return thin_width(thickness) - 1
 
 
 @lru_cache(maxsize=None)

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from wsgcn_cli.render.style import (LEFT_COLOR, RIGHT_COLOR, detail_edges, detail_joints, edge_colors, joint_colors,
-                                    person_color, thin_width)
+                                    person_color, thin_width, detail_radius)
 from wsgcn_cli.skeletons import H36M17, Skeleton
 
 BACKGROUND = (28, 28, 32)
@@ -121,12 +121,13 @@ def _draw_bones(image: np.ndarray, view: np.ndarray, ok: np.ndarray, px: np.ndar
     edges.sort(key=lambda ie: -(view[ie[1][0], 2] + view[ie[1][1], 2]))  # far first
     colors = edge_colors(skeleton) if color is None else [tuple(color)] * len(skeleton.edges)
     thin, edge_thin, joint_thin = thin_width(thickness), detail_edges(skeleton), detail_joints(skeleton)
+    dot = detail_radius(thickness)
     for i, (a, b) in edges:
         cv2.line(image, tuple(px[a]), tuple(px[b]), colors[i], thin if edge_thin[i] else thickness, cv2.LINE_AA,
                  _SHIFT)
     jcolors = joint_colors(skeleton) if color is None else [tuple(color)] * skeleton.num_joints
     for j in np.flatnonzero(ok):
-        cv2.circle(image, tuple(px[j]), (thin if joint_thin[j] else thickness + 1) * _ONE, jcolors[j], -1,
+        cv2.circle(image, tuple(px[j]), (dot if joint_thin[j] else thickness + 1) * _ONE, jcolors[j], -1,
                    cv2.LINE_AA, _SHIFT)
 
 
