@@ -48,6 +48,10 @@ def train(pipeline: str, data: str | None = None, device: str = "auto", quiet: b
     with progress_bar(f"training {spec['name']}", None, quiet) as advance:
         summary = Trainer(task, schedule, resolve_device(device), log=console.print, progress=advance,
                           command=command).fit()
+    if task.name == "wholebody":
+        if evaluate_after and Path(summary["weights"]).is_file():
+            write_wholebody_card(summary["weights"], spec, data=data, device=device, quiet=quiet, summary=summary)
+        return summary
     if task.name != "lifter":
         if evaluate_after and Path(summary["weights"]).is_file() and summary["history"]:
             _training_card(summary, spec)
@@ -79,8 +83,10 @@ def _task_class(name: str):
         from wsgcn_cli.train.refine import RefinerTask as task
     elif name == "representation":
         from wsgcn_cli.train.representation import Pose2DTask as task
+    elif name == "wholebody":
+        from wsgcn_cli.train.wholebody import WholeBodyLifterTask as task
     else:
-        raise WsgcnError(f"unknown training task {name!r}; known: lifter, refiner, representation")
+        raise WsgcnError(f"unknown training task {name!r}; known: lifter, refiner, representation, wholebody")
     return task
 
 
@@ -95,6 +101,39 @@ def write_lifter_card(weights: str, pipeline: str | dict, data: str | None = Non
     if summary is not None:
         summary["eval"] = results
     write_card(weights, spec, results)
+    return results
+
+
+def wholebody_results(weights: str, data: str | None = None, device: str = "auto", quiet: bool = True,
+                      samples: int = 16384, flip_test: bool = True) -> dict:
+    """A whole-body lifter on the H3WB fixture (skipped when absent) and on the composite
+    test split with detector-like and exact 2D (``samples`` each, seed 0; held-out FPHA
+    hands): {source: result} (see :func:`evaluate_wholebody`). ``data``: the shared data
+    folder (``h36m``, ``hands_fpha``, ``face_aflw2000_3d``, ``h3wb``)."""
+    from wsgcn_cli.data import h3wb
+
+    fixture = Path(data) / "h3wb" / h3wb.FILE if data else h3wb.default_path()
+    results = {}
+    if fixture.is_file():
+        results["h3wb"] = evaluate_wholebody(weights, data=str(fixture), source="h3wb", device=device, quiet=quiet,
+                                             flip_test=flip_test)
+    for source in ("composite", "composite-clean"):
+        results[source] = evaluate_wholebody(weights, data=data, source=source, device=device, quiet=quiet,
+                                             samples=samples, flip_test=flip_test)
+    return results
+
+
+def write_wholebody_card(weights: str, pipeline: str | dict, data: str | None = None, device: str = "auto",
+                         quiet: bool = False, summary: dict | None = None, results: dict | None = None) -> dict:
+    """Evaluate a whole-body lifter (:func:`wholebody_results`, unless ``results`` are given)
+    and write its model card (``<weights>.md``); returns the results."""
+    from wsgcn_cli.model_card import write_wholebody_card as write
+
+    spec = pipelines.load(pipeline, kind="train") if isinstance(pipeline, str) else pipeline
+    results = results or wholebody_results(weights, data=data, device=device, quiet=quiet)
+    if summary is not None:
+        summary["eval"] = results
+    write(weights, spec, results)
     return results
 
 
@@ -124,17 +163,23 @@ def apply_overrides(spec: dict, overrides) -> dict:
 
 def evaluate(weights: str, data: str | None = None, source: str = "gt", stride: int = 1,
              device: str = "auto", json_out: str | None = None, flip_test: bool = True,
-             quiet: bool = False) -> dict:
-    """Evaluate a weights file on Human3.6M S9/S11 (Protocols 1 and 2, per action).
+             quiet: bool = False, samples: int = 16384) -> dict:
+    """Evaluate a weights file on Human3.6M S9/S11 (Protocols 1 and 2, per action), or a
+    whole-body lifter (layout ``coco_wholebody133``) on H3WB / the composite test split.
 
-    ``source``: 2D input, ``"gt"`` or ``"sh"``. Prints a rich table unless quiet;
-    writes the result as JSON to ``json_out`` if given. Returns the result dict
-    (see :func:`wsgcn_cli.evaluate.evaluate`).
+    ``source``: 2D input, ``"gt"`` or ``"sh"``; for a whole-body lifter one of
+    :data:`wsgcn_cli.evaluate.WHOLEBODY_SOURCES` (``"gt"`` means ``"h3wb"``), see
+    :func:`evaluate_wholebody` (``samples``: composite test samples). Prints a rich table unless quiet; writes the result as
+    JSON to ``json_out`` if given. Returns the result dict (see
+    :func:`wsgcn_cli.evaluate.evaluate`).
     """
     from wsgcn_cli.evaluate import evaluate as run_eval, table
     from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.lifter import Lifter
 
+    if _is_wholebody(weights):
+        return evaluate_wholebody(weights, data=data, source=source, stride=stride, device=device,
+                                  json_out=json_out, quiet=quiet, samples=samples, flip_test=flip_test)
     if source not in ("gt", "sh"):
         raise WsgcnError(f"unknown 2D source {source!r}; use gt or sh")
     lifter = Lifter.from_weights(_weights_path(weights), flip_test=flip_test, device=device)
@@ -145,6 +190,64 @@ def evaluate(weights: str, data: str | None = None, source: str = "gt", stride: 
     result["flip_test"] = flip_test
     if not quiet:
         _console(False).print(table(result))
+    if json_out:
+        write_json(json_out, result, make_parents=False)
+    return result
+
+
+def _is_wholebody(weights: str) -> bool:
+    """True for weights of a COCO-WholeBody-133 lifter (metadata ``layout``)."""
+    from wsgcn_cli.weights import read
+
+    _, meta, _ = read(_weights_path(weights))
+    return meta.get("layout") == "coco_wholebody133"
+
+
+def evaluate_wholebody(weights: str, data: str | None = None, source: str = "h3wb", stride: int = 1,
+                       device: str = "auto", json_out: str | None = None, quiet: bool = False,
+                       samples: int = 16384, seed: int = 0, flip_test: bool = True) -> dict:
+    """Evaluate a whole-body (COCO-WholeBody-133) lifter.
+
+    ``source``: ``"h3wb"`` (or ``"gt"``): the H3WB file ``data`` (an npz, or a folder
+    holding ``h3wb_train_sub.npz``, or one holding ``h3wb/``; default the mmpose fixture
+    in ``../shared/data/h3wb``): MPJPE of all 133 after pelvis alignment, body, face
+    aligned at the nose, hands at the wrists (:func:`wsgcn_cli.evaluate.evaluate_h3wb`;
+    the fixture holds one pose, which decides nothing: the result's ``note`` says so).
+    ``"composite"`` / ``"composite-clean"``: ``samples`` of the composite test split with
+    detector-like / exact 2D, with the held-out FPHA hands
+    (:func:`wsgcn_cli.evaluate.evaluate_composite`; ``data``: the folder holding ``h36m``,
+    ``hands_fpha``, ``face_aflw2000_3d``; ``stride``: of the S9/S11 frames). Writes
+    ``json_out`` (keys ``mpjpe_mm``, ``p_mpjpe_mm``, ``per_part`` as the body eval, ...).
+    Lifted by :class:`wsgcn_cli.lifter.WholeBodyLifter` as ``lift`` lifts (``flip_test``:
+    average with the mirrored pose). Raises WsgcnError for an unknown source, missing files
+    or weights of another layout.
+    """
+    from wsgcn_cli.data import h3wb
+    from wsgcn_cli.evaluate import WHOLEBODY_SOURCES, evaluate_composite, evaluate_h3wb, wholebody_table
+    from wsgcn_cli.io.atomic import write_json
+    from wsgcn_cli.lifter import WholeBodyLifter
+
+    source = "h3wb" if source == "gt" else source
+    if source not in WHOLEBODY_SOURCES:
+        raise WsgcnError(f"unknown source {source!r} for a whole-body lifter; use {', '.join(WHOLEBODY_SOURCES)}")
+    path = _weights_path(weights)
+    lifter = WholeBodyLifter.from_weights(path, flip_test=flip_test, device=device)
+    with _console(quiet).status(f"evaluating {path.name} on {source}"):
+        if source == "h3wb":
+            file = Path(data) if data else h3wb.default_path()
+            for candidate in (file / h3wb.FILE, file / "h3wb" / h3wb.FILE):
+                if file.is_dir() and candidate.is_file():
+                    file = candidate
+            result = evaluate_h3wb(lifter, file)
+        else:
+            root = Path(data) if data else None
+            if root is not None and not (root / "h36m").is_dir() and (root.parent / "h36m").is_dir():
+                root = root.parent  # given a subfolder of the shared data (e.g. .../h3wb)
+            result = evaluate_composite(lifter, root, samples=samples, seed=seed, clean=source == "composite-clean",
+                                        stride=stride)
+    result.update(weights=str(weights), weights_sha256=lifter.sha256)
+    if not quiet:
+        _console(False).print(wholebody_table(result))
     if json_out:
         write_json(json_out, result, make_parents=False)
     return result

@@ -112,18 +112,19 @@ def train(
 def eval_(
     weights: str = typer.Argument(..., help="Weights file (.safetensors) or the name of a shipped one."),
     data: Optional[str] = Data,
-    source: str = typer.Option("gt", "--source", help="2D input: gt (projected ground truth) or sh (Stacked-Hourglass detections)."),
+    source: str = typer.Option("gt", "--source", help="2D input: gt (projected ground truth) or sh (Stacked-Hourglass detections). Whole-body lifter: h3wb (= gt; --data: the H3WB npz or its folder), composite or composite-clean (the composite test split with detector-like or exact 2D, held-out FPHA hands; --data: the shared data folder)."),
     stride: int = typer.Option(1, "--stride", help="Evaluate every n-th frame (1 = the protocol)."),
+    samples: int = typer.Option(16384, "--samples", help="Whole-body composite sources: test samples drawn (fixed seed)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
     flip_test: bool = typer.Option(True, "--flip-test/--no-flip-test", help="Average with the mirrored pose."),
     device: str = Device,
     quiet: bool = Quiet,
 ):
-    """Human3.6M S9/S11 MPJPE (Protocol 1) and P-MPJPE (Protocol 2), per action and averaged."""
+    """Human3.6M S9/S11 MPJPE (Protocol 1) and P-MPJPE (Protocol 2), per action and averaged; for a whole-body lifter, H3WB-defined MPJPE per part."""
     from wsgcn_cli import api
 
     api.evaluate(weights, data=data, source=source, stride=stride, device=device,
-                 json_out=str(json_out) if json_out else None, flip_test=flip_test, quiet=quiet)
+                 json_out=str(json_out) if json_out else None, flip_test=flip_test, quiet=quiet, samples=samples)
 
 
 @app.command()

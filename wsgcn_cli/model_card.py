@@ -146,3 +146,132 @@ def write_stage_card(weights_path: str | Path, description: str, measured_md: st
     with atomic_write(card) as tmp:
         tmp.write_text("\n".join(lines))
     return card
+
+
+# ---------------------------------------------------------------------------------------
+# Whole-body lifter (COCO-WholeBody-133)
+# ---------------------------------------------------------------------------------------
+
+_WHOLEBODY_LIMITS = """\
+- **Not trained on H3WB.** H3WB's training files are not reachable here; the composite
+  stands in for them. Its parts are independent draws: a hand's grip does not match the
+  body's action, the face's shape and expression do not match the subject; the hand's
+  roll about the forearm is random; the feet, eyes and ears are made by a rule from the
+  leg and the face (weighted by `synthesised_weight` in the loss), and the head, ear and
+  foot constants were measured on the one H3WB fixture pose. Human3.6M's hips are joint
+  centres (about 3 cm wider apart than H3WB's hip keypoints): the pelvis and the body's
+  proportions follow Human3.6M, not H3WB.
+- **The H3WB number is one pose.** The mmpose fixture holds four entries of the same
+  sample; it checks that the conventions (frames, alignment, layout) agree and decides
+  nothing about accuracy.
+- **Unseen parts are guesses.** A face or hand missing in the 2D enters with visibility 0;
+  the lifter still outputs all 133 keypoints, and what it outputs for an unseen part is a
+  guess from the rest of the body (the held-out hands missing in 2D above): callers should
+  flag it (`lift` writes NaN there).
+- **Data terms.** Human3.6M, FPHA and AFLW2000-3D are research-only (FPHA: academic,
+  non-commercial, no redistribution; AFLW2000-3D: non-commercial). These weights are
+  derived from them: research use only.
+- **Small model, short training.** Sized and trained for one CPU core (see above); the
+  SemGAN paper's network is larger and trained far longer on H3WB."""
+
+
+def _parts_table(result: dict) -> str:
+    p = result["per_part"]
+    rows = [("**all 133** (pelvis-aligned)", result["mpjpe_mm"]), ("body 0-22 (pelvis)", p["body"]),
+            ("face 23-90 (aligned at the nose)", p["face"]), ("left hand (at its wrist)", p["left_hand"]),
+            ("right hand (at its wrist)", p["right_hand"]), ("hands (mean)", p["hands"]),
+            ("face / hands, pelvis-aligned only", None), ("all 133, P-MPJPE (Procrustes)", result.get("p_mpjpe_mm"))]
+    lines = ["| keypoints (alignment) | MPJPE (mm) |", "|---|---:|"]
+    for name, v in rows:
+        if name.startswith("face / hands"):
+            lines.append(f"| {name} | {p['face_pelvis']:.1f} / {p['hands_pelvis']:.1f} |")
+        elif v is not None:
+            lines.append(f"| {name} | {v:.1f} |")
+    return "\n".join(lines)
+
+
+def _flip(result: dict) -> str:
+    return f"lifted as `lift` lifts, flip test {'on' if result.get('flip_test') else 'off'}"
+
+
+def wholebody_results_md(results: dict[str, dict]) -> str:
+    """Markdown of whole-body results: ``{"h3wb": ..., "composite": ..., "composite-clean": ...}``
+    from :func:`wsgcn_cli.evaluate.evaluate_h3wb` / :func:`~wsgcn_cli.evaluate.evaluate_composite`."""
+    out = []
+    h = results.get("h3wb")
+    if h:
+        out += [f"### H3WB fixture: all 133 keypoints {h['mpjpe_mm']:.1f} mm ({h['note']})", "",
+                f"H3WB's definitions (all 133 and body after pelvis alignment, face at the nose, hands at the "
+                f"wrists); input: {h['input_2d']}; file `{Path(h['file']).name}`; {_flip(h)}.", "", _parts_table(h), ""]
+    for key, label in (("composite", "detector-like 2D"), ("composite-clean", "exact 2D")):
+        r = results.get(key)
+        if not r:
+            continue
+        fh = r["fpha_hands"]
+        out += [f"### Composite test split, {label}: all 133 keypoints {r['mpjpe_mm']:.1f} mm ({r['frames']} samples)",
+                "", f"Bodies: Human3.6M {'/'.join(r['subjects'])} ({r['bodies']} frames, a fixed random {r['frames']}); "
+                f"hands: FPHA subject {', '.join(map(str, fh['fpha_subjects']))} ({fh['fpha_frames']} frames, "
+                f"held out); faces: AFLW2000-3D 1600-1999 ({r['faces']}); {r['virtual_probability']:.0%} virtual "
+                f"cameras; input 2D: {r['input_2d']}; {_flip(r)}. Measured keypoints only (without the rule-made eyes, ears, "
+                f"feet): {r['labelled_mpjpe_mm']:.1f} mm.", "", _parts_table(r), "",
+                f"**Held-out FPHA hands** (subject {', '.join(map(str, fh['fpha_subjects']))}), seen in 2D: "
+                f"wrist-aligned MPJPE **{fh['mpjpe_mm']:.1f} mm**, P-MPJPE **{fh['p_mpjpe_mm']:.1f} mm** over "
+                f"{fh['hands']} hands (left hands mirrored)"
+                + (f"; hands missing in 2D (the lifter's guess): {fh['unseen_mpjpe_mm']:.1f} mm over "
+                   f"{fh['unseen_hands']}" if fh.get("unseen_hands") else "") + ".", ""]
+    return "\n".join(out)
+
+
+def write_wholebody_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -> Path:
+    """Write ``<weights>.md`` of a whole-body lifter from its metadata (recipe, loss,
+    training, licence), the train pipeline and measured results (see
+    :func:`wholebody_results_md`), its training curve and its limits."""
+    weights_path = Path(weights_path)
+    _, meta = wio.load(weights_path)
+    hist = meta.get("history", [])
+    trained, aug, loss = meta.get("trained_on", {}), meta.get("augmentation", {}), meta.get("loss", {})
+    stride = trained.get("stride", 1)
+    frames = "all frames" if stride == 1 else f"every {stride}th frame"
+    lines = [
+        f"# {weights_path.name}", "", spec.get("description", ""), "",
+        f"- **model**: `{meta['model']}` {meta.get('model_options', {})} ({meta.get('architecture', '')}); "
+        f"input {meta.get('input', '')}, codec `{meta.get('codec')}`; output {meta.get('output', '')}, layout "
+        f"`{meta.get('layout')}`",
+        f"- **data** (`wsgcn_cli/data/wholebody.py`, composed afresh for every batch): bodies Human3.6M 3D "
+        f"{'/'.join(trained.get('subjects', []))} ({frames}); "
+        f"hands {trained.get('hands', '')}, attached at the wrists along the forearm (left hands mirrored); faces "
+        f"{trained.get('faces', '')}, scaled to a metric head and attached to the head; feet, eyes and ears made by "
+        f"a rule. Seen by the subject's Human3.6M cameras or (p {aug.get('virtual_probability')}) random virtual "
+        f"cameras; 2D {trained.get('source_2d', '')}; left/right mirroring {'on' if aug.get('flip') else 'off'}"
+        + (f"; bone scale {aug['bone_scale']}" if aug.get("bone_scale") else ""),
+        f"- **licence of the data (and so of these weights)**: {meta.get('licence', '')}",
+        f"- **loss**: {loss.get('formula', '')}",
+        f"- **command**: `{meta.get('command', '')}` (pipeline `{Path(spec.get('path', '')).name}`)",
+        f"- **training**: {meta['epochs']} epochs of {meta['samples_per_epoch']} random samples, batch "
+        f"{meta['batch_size']}, Adam lr {meta['lr']} -> {meta['lr_final']} (exponential), gradient clipping "
+        f"{meta.get('max_grad_norm') or 'off'}, seed {meta['seed']}, bf16 autocast "
+        f"{'on' if meta.get('bf16_autocast') else 'off'}"
+        + (f", initialised from `{Path(meta['init_weights']).name}`" if meta.get("init_weights") else ""),
+        *_samples_line(meta, hist),
+        f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
+        f"- **sha256**: `{wio.sha256(weights_path)}`",
+        "", "## Measured", "", wholebody_results_md(results),
+    ]
+    if hist:
+        curve = f"../benchmarks/results/train_curve_{weights_path.stem}.json"
+        lines += [f"## Training curve ([JSON]({curve}), [plot]({curve[:-5]}.png)); validation: "
+                  f"{meta.get('validation', {}).get('composite_test_samples', '')} fixed composite test samples, "
+                  "detector-like 2D, and the H3WB fixture (one pose)", "",
+                  "| epoch | samples seen (M) | wall (min) | train MPJPE (mm) | val all 133 | body | face | hands | H3WB fixture |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in hist:
+            f = lambda k: f"{r[k]:.1f}" if k in r else ""  # noqa: E731
+            lines.append(f"| {r['epoch']} | {r['samples_seen'] / 1e6:.3f} | {r['wall_s'] / 60:.1f} | {f('mpjpe_mm')} | "
+                         f"{f('val_mpjpe')} | {f('val_body')} | {f('val_face')} | {f('val_hands')} | "
+                         f"{f('val_h3wb_mpjpe')} |")
+        lines.append("")
+    lines += ["## Limits", "", _WHOLEBODY_LIMITS, ""]
+    card = weights_path.with_suffix(".md")
+    with atomic_write(card) as tmp:
+        tmp.write_text("\n".join(lines))
+    return card
