@@ -88,8 +88,12 @@ def test_lift_wholebody_from_a_keypoint_file(tmp_path, semgan_weights):
     assert not z["missing"].any()
     back = posefile.read(r["outputs"]["npz"], layouts=("coco_wholebody133",))
     assert back.layout == "coco_wholebody133" and np.array_equal(back.keypoints_3d, k3, equal_nan=True)
-    with pytest.raises(WsgcnError, match="coco_wholebody133"):        # render's reader: H36M-17 only
+    with pytest.raises(WsgcnError, match="coco_wholebody133"):        # read() alone: H36M-17 unless asked
         posefile.read(r["outputs"]["npz"])
+    assert posefile.read_any(r["outputs"]["npz"]).layout == "coco_wholebody133"
+    for clip in (tmp_path / "clip.mp4", None):                          # render: overlay and 3D only
+        out = api.render(r["outputs"]["npz"], video=clip, out=tmp_path / f"r{clip is None}.mp4", quiet=True)
+        assert out.stat().st_size > 0
     js = json.loads(Path(r["outputs"]["json"]).read_text())
     assert js["meta"]["layout"] == "coco_wholebody133" and len(js["meta"]["joint_names"]) == 133
     assert len(js["frames"]) == T and js["frames"][0]["keypoints_3d"][91] == [None] * 3

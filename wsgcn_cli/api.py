@@ -679,8 +679,9 @@ def render(poses: str | Path, video: str | Path | None = None, out: str | Path |
     with the pelvis trajectory so far and the camera; one framing for the whole clip)
     below: see :func:`wsgcn_cli.render.view3d.render_3d_panel`.
 
-    A multi-person pose file (``lift --people all|N``: a person axis and ``track_id``) is
-    drawn as ``lift`` draws it: each person's 2D in their colour with their ID, and the
+    A whole-body pose file (``lift --pipeline wholebody``, COCO-WholeBody-133) is drawn
+    with its face and hands, as ``lift`` draws it. A multi-person pose file (``lift
+    --people all|N``: a person axis and ``track_id``) is drawn as ``lift`` draws it: each person's 2D in their colour with their ID, and the
     3D panel of everyone at their camera-frame positions, with the shared world view
     below when the file has world outputs (:mod:`wsgcn_cli.render.people`).
 
@@ -712,8 +713,11 @@ def _render_one(p, poses: Path, video: Path | None, out: Path, quiet: bool) -> N
     from wsgcn_cli.render.overlay import compose_overlay
     from wsgcn_cli.render.view3d import WorldView, render_3d_animation, render_3d_panel, world_frame_args
 
+    from wsgcn_cli.skeletons import get_layout
+
     fps = p.fps if p.fps > 0 else 25.0
     view = WorldView.for_clip(p.keypoints_3d_world, p.camera_to_world) if p.has_world else None
+    skeleton = get_layout(p.layout)  # H36M-17, or COCO-WholeBody-133 with face and hands
 
     def world(i: int) -> dict:  # the world-view arguments of frame i ({} without world outputs)
         return {} if view is None else world_frame_args(view, p.keypoints_3d_world, i, p.foot_contact)
@@ -729,7 +733,7 @@ def _render_one(p, poses: Path, video: Path | None, out: Path, quiet: bool) -> N
                             raise WsgcnError(f"{video} has more frames than {poses}")
                         i = frame.index
                         w.write_rendered(compose_overlay, frame.image, p.keypoints_2d[i], p.scores[i],
-                                         p.keypoints_3d[i], **world(i))
+                                         p.keypoints_3d[i], skeleton_2d=skeleton, skeleton_3d=skeleton, **world(i))
                         advance(i + 1)
         elif view is not None:
             size = 640  # camera view 640 x 320 above the world view 640 x 320
@@ -740,7 +744,7 @@ def _render_one(p, poses: Path, video: Path | None, out: Path, quiet: bool) -> N
         else:
             size = 480
             with VideoWriter(out, fps, size, size) as w:
-                for i, panel in enumerate(render_3d_animation(p.keypoints_3d, size=(size, size))):
+                for i, panel in enumerate(render_3d_animation(p.keypoints_3d, skeleton, size=(size, size))):
                     w.write(panel)
                     advance(i + 1)
 

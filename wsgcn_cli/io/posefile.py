@@ -573,8 +573,9 @@ def read_people(path: str | Path) -> PeoplePoseFile:
 
 
 def read_any(path: str | Path) -> "PoseFile | PeoplePoseFile":
-    """Read a ``.wsgcn.npz`` pose file of one person (:func:`read`) or several
-    (:func:`read_people`, a file with ``track_id``); WsgcnError as they raise."""
+    """Read any ``.wsgcn.npz`` pose file ``lift`` writes: one person (:func:`read`, H36M-17
+    or COCO-WholeBody-133) or several (:func:`read_people`, a file with ``track_id``);
+    WsgcnError as they raise."""
     path = Path(path)
     _, keys = _open_npz(path, "wsgcn pose file")
-    return read_people(path) if "track_id" in keys else read(path)
+    return read_people(path) if "track_id" in keys else read(path, layouts=("h36m17", "coco_wholebody133"))
