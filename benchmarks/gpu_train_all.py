@@ -14,12 +14,18 @@ with ``--set`` overrides), so nothing here is a second training loop:
    Stacked-Hourglass 2D, virtual cameras, bone scaling and detector-like noise;
 3. ``refiner``: the temporal refiner (``train-refiner``) on the new detected-2D lifter's
    outputs (it is tied to that lifter's sha256);
-4. ``weak``: WS-GCN's weak protocol (``train-weak-s1``: S1 3D + S5-S8 2D, estimated roots).
+4. ``weak``: WS-GCN's weak protocol (``train-weak-s1``: S1 3D + S5-S8 2D, estimated roots);
+5. ``wholebody``: the SemGAN whole-body lifter (``train-semgan-wholebody``) from scratch on
+   the composite data (Human3.6M bodies + FPHA hands + AFLW2000-3D faces), bf16, large
+   batches: the CPU run saw 0.38 M samples, this one about 6 M.
 
-Each lifter is then evaluated on all of S9/S11 (GT and SH 2D, flip test; the data is
-loaded once) and gets its model card and learning curve in OUT_DIR. A stage that would
+Each body lifter is then evaluated on all of S9/S11 (GT and SH 2D, flip test; the data is
+loaded once) and gets its model card and learning curve in OUT_DIR; the whole-body lifter
+on the H3WB fixture and the composite test split (its own card). A stage that would
 start after ``--budget-s`` seconds is skipped (and said so), so the command ends inside
-the device's limit; ``OUT_DIR/summary.json`` lists what ran, wall times and the numbers.
+the device's limit (a stage that has started runs to its end: give the whole-body stage
+a call of its own, ``--stages wholebody``, when the body stages fill the budget);
+``OUT_DIR/summary.json`` lists what ran, wall times and the numbers.
 Only torch, numpy, scipy, safetensors, typer and rich are imported on this path (no
 mediapipe): the GPU image has nothing else. Copy what improves into ``weights/`` by hand,
 with the cards, and run ``benchmarks/accuracy_h36m.py`` there.
@@ -42,6 +48,8 @@ GPU = {
     "refiner": ["samples_per_epoch=512000", "batch_size=512", "lr=3e-3", "lr_final=3e-5", "warmup_steps=50",
                 "lift_batch=8192"],
     "weak": ["batch_size=4096", "lr=4e-3", "lr_final=4e-5", "warmup_steps=100", "val_stride=50"],
+    "wholebody": ["epochs=15", "samples_per_epoch=409600", "batch_size=2048", "lr=3e-3", "lr_final=3e-5",
+                  "warmup_steps=100", "bf16=true", "val_samples=16384"],
 }
 SMOKE = {  # the same stages, tiny: a test runs this on the CPU
     "gt": ["init_weights=\"\"", "epochs=1", "samples_per_epoch=2048", "batch_size=256", "val_stride=400",
@@ -53,10 +61,13 @@ SMOKE = {  # the same stages, tiny: a test runs this on the CPU
                 "model.hidden=16"],
     "weak": ["epochs=2", "warmup_epochs=1", "samples_per_epoch=1024", "batch_size=256", "stride=20",
              "val_stride=400", "model.hidden=32", "model.num_blocks=1"],
+    "wholebody": ["epochs=1", "samples_per_epoch=256", "batch_size=64", "stride=50", "val_samples=256",
+                  "model.hidden=16", "model.depth=1", "model.decoder_depth=1"],
 }
-PIPELINES = {"gt": "train-semgcn-gt", "det": "train-semgcn-det", "refiner": "train-refiner", "weak": "train-weak-s1"}
+PIPELINES = {"gt": "train-semgcn-gt", "det": "train-semgcn-det", "refiner": "train-refiner", "weak": "train-weak-s1",
+             "wholebody": "train-semgan-wholebody"}
 NAMES = {"gt": "semgcn_nl_h36m_gt2d", "det": "semgcn_nl_h36m_det2d", "refiner": "lstm_refiner_h36m",
-         "weak": "semgcn_nl_h36m_weak_s1"}
+         "weak": "semgcn_nl_h36m_weak_s1", "wholebody": "semgan_wholebody_composite"}
 
 
 def main(argv=None) -> int:
@@ -120,13 +131,20 @@ def main(argv=None) -> int:
                           f'cache="{Path(tempfile.gettempdir()) / "wsgcn_gpu_cache_refiner"}"']  # large: not in OUT_DIR
         t_stage = time.time()
         print(f"[{stage}] wsgcn train {PIPELINES[stage]} " + " ".join(f"--set '{o}'" for o in overrides), flush=True)
+        # --data is the Human3.6M folder; the whole-body task reads the folder above it (h36m/, hands_fpha/, ...)
+        data = args.data if stage != "wholebody" else (None if args.data is None else str(Path(args.data).parent))
         try:
-            result = api.train(PIPELINES[stage], data=args.data, device=device, quiet=True,
+            result = api.train(PIPELINES[stage], data=data, device=device, quiet=True,
                                evaluate_after=False, overrides=overrides)
             weights = result["weights"]
             entry = {"weights": weights, "sha256": result.get("sha256", ""), "train_s": round(time.time() - t_stage, 1),
                      "samples_seen": result.get("meta", {}).get("samples_seen_total")}
-            if stage != "refiner" and Path(weights).is_file():
+            if stage == "wholebody" and Path(weights).is_file():
+                results = api.wholebody_results(weights, data=data, device=device, samples=256 if args.smoke else 16384)
+                api.write_wholebody_card(weights, PIPELINES[stage], data=data, device=device, results=results)
+                entry["wholebody"] = {src: {"mpjpe_mm": round(r["mpjpe_mm"], 2), "frames": r.get("frames")}
+                                      for src, r in results.items()}
+            elif stage != "refiner" and Path(weights).is_file():
                 entry["h36m"] = card(stage, PIPELINES[stage], weights)
         except Exception as e:  # keep the other stages' results: this is a one-shot on borrowed time
             entry = {"error": f"{type(e).__name__}: {e}"}

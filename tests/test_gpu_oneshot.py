@@ -26,10 +26,12 @@ def test_gpu_one_shot_smoke_runs_every_stage_and_writes_weights_cards_curves(tmp
                        capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["stages"]) == {"gt", "det", "refiner", "weak"} and summary["smoke"]
+    assert set(summary["stages"]) == {"gt", "det", "refiner", "weak", "wholebody"} and summary["smoke"]
     for stage, entry in summary["stages"].items():
         assert "error" not in entry and Path(entry["weights"]).is_file(), (stage, entry)
         assert (out / f"train_curve_{Path(entry['weights']).stem}.json").is_file()
     for stage in ("gt", "det", "weak"):
         assert Path(summary["stages"][stage]["weights"]).with_suffix(".md").is_file()
         assert summary["stages"][stage]["h36m"]["sh"]["frames"] > 0
+    assert Path(summary["stages"]["wholebody"]["weights"]).with_suffix(".md").is_file()
+    assert summary["stages"]["wholebody"]["wholebody"]["composite"]["mpjpe_mm"] > 0
