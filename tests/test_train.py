@@ -94,6 +94,19 @@ def test_augmented_training_runs(tmp_path):
     assert meta["augmentation"]["virtual_probability"] == 0.5 and np.isfinite(r["history"][0]["loss"])
 
 
+def test_virtual_camera_codec_trains_and_evaluates(tmp_path):
+    """The perspective-corrected codec: targets in each sample's virtual camera, and
+    evaluation rotates the predictions back (a lifter that learned nothing of the
+    geometry would score far worse than the same lifter read with root_scale)."""
+    r = _train(tmp_path, "epochs=1", 'source="gt+sh"', 'codec.mode="virtual_camera"', name="vcam")
+    lifter = Lifter.from_weights(r["weights"], device="cpu")
+    assert lifter.codec_mode == "virtual_camera"
+    res = api.evaluate(r["weights"], source="gt", stride=500, device="cpu", quiet=True)
+    assert np.isfinite(res["mpjpe_mm"]) and res["frames"] > 0
+    with pytest.raises(WsgcnError, match="virtual_camera"):
+        _train(tmp_path, "epochs=1", 'codec.mode="virtual_camera"', "virtual_probability=0.5", name="vbad")
+
+
 def test_ddp_two_cpu_processes_train_to_identical_weights(tmp_path):
     """torchrun --nproc_per_node 2 -m wsgcn_cli train ... on CPU (gloo)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",

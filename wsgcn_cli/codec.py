@@ -9,6 +9,16 @@
   ``(xy - xy[root]) / s`` with ``s`` the root-mean-square distance of the keypoints
   from the root. Independent of image size, position and the person's size in the
   frame, so a model trained on Human3.6M sees the same kind of input from any video.
+* ``"virtual_camera"``: ``root_scale`` after a perspective correction (the perspective
+  crop of Yu, Salzmann, Fua, Rhodin, "PCLs: Geometry-aware Neural Reconstruction of 3D
+  Pose with Perspective Crop Layers", CVPR 2021): the keypoints are re-projected into a
+  virtual camera with the same centre, rotated to look straight at the root
+  (:func:`virtual_camera_rotation`). ``root_scale`` removes where the person is in the
+  image, and with it the direction the camera sees them from (a person 15 degrees off
+  the optical axis is seen 15 degrees from the side); here that direction is kept
+  exactly, by geometry. Needs the intrinsics (focal length, principal point, pixels);
+  the model predicts the pose in the virtual camera and :func:`from_virtual_camera`
+  rotates it back.
 
 3D (lifter output): root-relative camera coordinates in metres (x right, y down,
 z forward; every joint minus joint 0, the pelvis). Datasets store millimetres; metrics
@@ -19,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MODES = ("screen", "root_scale")
+MODES = ("screen", "root_scale", "virtual_camera")
 ROOT = 0
 
 
@@ -62,14 +72,72 @@ def root_scale_normalize_torch(xy, root: int = ROOT):
     return rel / scale[:, None, None]
 
 
-def encode_2d(xy, mode: str, width=None, height=None):
+def virtual_camera_rotation(root_px, focal, center):
+    """Rotation of the virtual camera that looks straight at the root (perspective crop).
+
+    Args:
+        root_px: (..., 2) the root keypoint, pixels.
+        focal, center: (..., 2) or (2,) focal lengths and principal point, pixels.
+    Returns:
+        (..., 3, 3) float32 ``R``, virtual -> real camera coordinates: ``R @ [0, 0, 1]``
+        is the unit ray to the root and a virtual-camera point ``v`` is ``R @ v`` in the
+        real camera. The smallest rotation that does it (axis perpendicular to the optical
+        axis and the ray: no roll about the ray). Rodrigues' formula for the rotation
+        taking unit ``a`` to unit ``b``: ``I + K + K^2 / (1 + a.b)``, ``K = [a x b]_x``.
+    """
+    ray = (np.asarray(root_px, np.float64) - np.asarray(center, np.float64)) / np.asarray(focal, np.float64)
+    d = np.concatenate([ray, np.ones(ray.shape[:-1] + (1,))], axis=-1)
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    ax, ay, cz = -d[..., 1], d[..., 0], d[..., 2]  # z x d = (-d_y, d_x, 0); cos = d_z > 0
+    zero = np.zeros_like(ax)
+    k = np.stack([np.stack([zero, zero, ay], -1), np.stack([zero, zero, -ax], -1),
+                  np.stack([-ay, ax, zero], -1)], -2)
+    rot = np.eye(3) + k + (k @ k) / (1.0 + cz)[..., None, None]
+    return rot.astype(np.float32)
+
+
+def virtual_camera_normalize(xy, focal, center, root: int = ROOT):
+    """Pixels (..., J, 2) -> (``root_scale`` input in the virtual camera (..., J, 2),
+    rotation ``R`` (..., 3, 3) virtual -> real camera; see :func:`virtual_camera_rotation`).
+
+    Each keypoint's ray ``K^-1 [x, y, 1]`` is rotated into the virtual camera (``R^T``)
+    and projected there (root at 0), then scale-normalised as :func:`root_scale_normalize`
+    (the virtual focal length cancels). ``focal``/``center``: (..., 2) or (2,) pixels.
+    """
+    xy = np.asarray(xy, np.float32)
+    focal = np.asarray(focal, np.float32)
+    center = np.asarray(center, np.float32)
+    rot = virtual_camera_rotation(xy[..., root, :], focal, center)
+    ray = (xy - center[..., None, :]) / focal[..., None, :]
+    ray = np.concatenate([ray, np.ones(ray.shape[:-1] + (1,), np.float32)], axis=-1)
+    v = ray @ rot  # row vectors: R^T r
+    return root_scale_normalize(v[..., :2] / v[..., 2:])[0], rot
+
+
+def to_virtual_camera(pose, rot):
+    """Real camera -> virtual camera: (..., J, 3) poses, (..., 3, 3) ``R`` -> ``R^T p``."""
+    return pose @ rot
+
+
+def from_virtual_camera(pose, rot):
+    """Virtual camera -> real camera: (..., J, 3) poses, (..., 3, 3) ``R`` -> ``R p``."""
+    return pose @ np.swapaxes(rot, -1, -2)
+
+
+def encode_2d(xy, mode: str, width=None, height=None, focal=None, center=None):
     """Lifter input from pixel keypoints (..., J, 2) in the given codec mode.
 
-    ``width`` and ``height`` (pixels) are needed by ``"screen"`` only.
-    Raises ValueError for an unknown mode.
+    ``width`` and ``height`` (pixels) are needed by ``"screen"`` only; ``focal`` and
+    ``center`` ((..., 2) or (2,) pixels) by ``"virtual_camera"`` only (whose rotation
+    :func:`virtual_camera_normalize` also returns). Raises ValueError for an unknown mode
+    or a missing argument.
     """
     if mode == "root_scale":
         return root_scale_normalize(xy)[0]
+    if mode == "virtual_camera":
+        if focal is None or center is None:
+            raise ValueError("virtual_camera normalisation needs the focal length and principal point")
+        return virtual_camera_normalize(xy, focal, center)[0]
     if mode == "screen":
         if width is None or height is None:
             raise ValueError("screen normalisation needs the image width and height")

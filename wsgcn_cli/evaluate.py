@@ -49,10 +49,11 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
     ok = np.isfinite(kp).all(axis=(1, 2))
     width = data.image_size[ok, 0, None, None].astype(np.float32)
     height = data.image_size[ok, 1, None, None].astype(np.float32)
-    if score is None:
-        pred = lifter(kp[ok], width, height) * 1000.0
-    else:
-        pred = lifter(kp[ok], width, height, score=np.asarray(score)[ok]) * 1000.0
+    extra = {} if score is None else {"score": np.asarray(score)[ok]}
+    if getattr(lifter, "codec_mode", None) == "virtual_camera":  # the cameras' own intrinsics
+        cam = h36m.intrinsics(data, root)
+        extra.update(focal=cam["f"][ok], center=cam["c"][ok])
+    pred = lifter(kp[ok], width, height, **extra) * 1000.0
     gt = to_metres_root_relative(data.pose3d[ok]) * 1000.0
     per_frame = {
         "mpjpe_mm": metrics.mpjpe(pred, gt),

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from wsgcn_cli import codec
+from wsgcn_cli.camera import default_intrinsics
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.skeletons import COCO_WHOLEBODY133, H36M17, WHOLEBODY133_PARTS
 from wsgcn_cli.weights import load_model, resolve_device
@@ -85,12 +86,36 @@ class Lifter:
                              f"known: {', '.join(codec.MODES)})")
         return cls(model, meta["codec"], flip_test, device, meta, digest)
 
+    def intrinsics(self, n: int, width=None, height=None, focal=None, center=None):
+        """Per-frame (n, 2) focal lengths and principal points (pixels) for the
+        ``"virtual_camera"`` codec: the given ones ((2,) or (n, 2)), else those of
+        :func:`wsgcn_cli.camera.default_intrinsics` for the image size (its default field
+        of view), else the principal point at the image centre. Raises WsgcnError without
+        a focal length or an image size."""
+        if focal is None:
+            if width is None or height is None:
+                raise WsgcnError("the virtual_camera codec needs the focal length or the image size")
+            focal, c0 = default_intrinsics(float(np.max(width)), float(np.max(height)))
+            center = c0 if center is None else center
+        if center is None:
+            if width is None or height is None:
+                raise WsgcnError("the virtual_camera codec needs the principal point or the image size")
+            center = np.stack(np.broadcast_arrays(np.asarray(width, np.float32).reshape(-1) / 2,
+                                                  np.asarray(height, np.float32).reshape(-1) / 2), -1)
+        focal = np.broadcast_to(np.asarray(focal, np.float32).reshape(-1, 2), (n, 2))
+        center = np.broadcast_to(np.asarray(center, np.float32).reshape(-1, 2), (n, 2))
+        return focal, center
+
     def encode(self, kp2d_px: np.ndarray, width: float | None = None, height: float | None = None,
-               score: np.ndarray | None = None):
+               score: np.ndarray | None = None, focal=None, center=None):
         """Pixels (N, 17, 2) -> the model's normalised input, float32: (N, 17, 2), or
         (N, 17, 3) with the confidences ``score`` (N, 17) in [0, 1] appended for a
-        ``confidence_input`` model (``score`` None: every keypoint counts as detected, 1)."""
-        x = codec.encode_2d(kp2d_px, self.codec_mode, width, height).astype(np.float32)
+        ``confidence_input`` model (``score`` None: every keypoint counts as detected, 1).
+        ``focal``/``center``: intrinsics for the ``"virtual_camera"`` codec (see
+        :meth:`intrinsics`)."""
+        if self.codec_mode == "virtual_camera":
+            focal, center = self.intrinsics(len(kp2d_px), width, height, focal, center)
+        x = codec.encode_2d(kp2d_px, self.codec_mode, width, height, focal, center).astype(np.float32)
         if not self.confidence_input:
             return x
         c = np.ones(x.shape[:-1], np.float32) if score is None else np.asarray(score, np.float32)
@@ -115,20 +140,31 @@ class Lifter:
         return torch.cat(out).numpy() if out else np.zeros((0, 17, 3), np.float32)
 
     def __call__(self, kp2d_px: np.ndarray, width: float | None = None,
-                 height: float | None = None, score: np.ndarray | None = None) -> np.ndarray:
+                 height: float | None = None, score: np.ndarray | None = None,
+                 focal=None, center=None) -> np.ndarray:
         """Lift pixel keypoints (T, 17, 2) -> (T, 17, 3) root-relative camera coordinates, metres.
 
         Frames with any NaN keypoint give NaN 3D (complete them first, see
         :mod:`wsgcn_cli.pose2d.mapping`). ``width``/``height`` (pixels) are needed by the
-        ``"screen"`` codec only. ``score`` (T, 17): keypoint confidences in [0, 1], read
-        by a ``confidence_input`` lifter and ignored by others.
+        ``"screen"`` codec, and by ``"virtual_camera"`` without intrinsics. ``score``
+        (T, 17): keypoint confidences in [0, 1], read by a ``confidence_input`` lifter and
+        ignored by others. ``focal``/``center``: (2,) or (T, 2) pixels, read by a
+        ``"virtual_camera"`` lifter only (default: :meth:`intrinsics`); its output is
+        rotated from the virtual camera back into the real one.
         """
         kp2d_px = np.asarray(kp2d_px, dtype=np.float32)
         ok = np.isfinite(kp2d_px).all(axis=(-1, -2))
         out = np.full(kp2d_px.shape[:-1] + (3,), np.nan, dtype=np.float32)
         if ok.any():
             sc = None if score is None else np.asarray(score, np.float32)[ok]
-            out[ok] = self.predict_normalized(self.encode(kp2d_px[ok], width, height, sc))
+            if self.codec_mode == "virtual_camera":
+                n = len(kp2d_px)
+                focal, center = (a[ok] for a in self.intrinsics(n, width, height, focal, center))
+                rot = codec.virtual_camera_rotation(kp2d_px[ok][:, codec.ROOT], focal, center)
+                out[ok] = codec.from_virtual_camera(self.predict_normalized(self.encode(
+                    kp2d_px[ok], score=sc, focal=focal, center=center)), rot)
+            else:
+                out[ok] = self.predict_normalized(self.encode(kp2d_px[ok], width, height, sc))
         return out
 
 

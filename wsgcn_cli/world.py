@@ -120,6 +120,13 @@ class WorldOptions:
             o.fov_deg = float(fov_deg)
         return o
 
+    def camera(self, width: int, height: int):
+        """The intrinsics these options give a ``width`` x ``height`` image: (f (2,),
+        c (2,)) pixels; ``focal_px`` if set, else from ``fov_deg`` (:func:`intrinsics`);
+        ``principal_px`` if set, else the image centre."""
+        f, c = intrinsics(width, height, self.focal_px or None, None if self.focal_px else self.fov_deg)
+        return f, (np.asarray(self.principal_px, np.float64) if self.principal_px else c)
+
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

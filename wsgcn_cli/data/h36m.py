@@ -122,6 +122,16 @@ def load_cameras(root: str | Path | None = None) -> dict:
     return load_h36m_cameras(_require(Path(root) if root else default_root(), FILE_CAMERAS))
 
 
+def intrinsics(data: H36MSamples, root: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Per-sample intrinsics of ``data``'s samples (from ``h36m_cameras.json``): float32
+    ``f`` (N, 2) focal lengths and ``c`` (N, 2) principal point in pixels, ``k`` (N, 3)
+    radial and ``p`` (N, 2) tangential distortion. Raises WsgcnError if the file is missing."""
+    cams = load_cameras(root)
+    s, c = data.subject.astype(np.int64), data.camera.astype(np.int64)
+    return {name: np.stack([[getattr(cams[(sub, cam)], name) for cam in CAMERAS] for sub in data.subjects])[s, c]
+            .astype(np.float32) for name in ("f", "c", "k", "p")}
+
+
 def missing_3d(root: str | Path | None = None) -> list[str]:
     """Sequences of the standard protocol whose 3D is absent from our copy."""
     root = Path(root) if root else default_root()

@@ -256,9 +256,10 @@ class Pipeline:
         if self.smoothing.kind == "one-euro":
             out.append(OneEuroStage(self.smoothing, width, height, fps))
         if lift:
-            out.append(Lift(self.lifter, width, height, BATCH))
+            focal, center = self.world.camera(width, height)  # read by a virtual_camera lifter only
+            out.append(Lift(self.lifter, width, height, BATCH, focal=focal, center=center))
             if self.refiner is not None and fps > 0:  # temporal: not for a single image
-                out.append(Refine(self.refiner, self.lifter.codec_mode, width, height))
+                out.append(Refine(self.refiner, self.lifter.codec_mode, width, height, focal=focal, center=center))
         return out
 
     def stream(self, source, keep_images: bool = True) -> "Stream":

@@ -242,12 +242,16 @@ class Lift:
     ``lifter``: a :class:`wsgcn_cli.lifter.Lifter` or
     :class:`~wsgcn_cli.lifter.WholeBodyLifter` (or any callable (N, J, 2) px -> (N, J, 3) m
     taking ``width``/``height``); one whose ``reads_scores`` is true also gets ``score=``
-    (N, J), the 2D stage's confidences. Frames with a missing joint get NaN.
+    (N, J), the 2D stage's confidences, and one whose ``codec_mode`` is ``"virtual_camera"``
+    the camera's ``focal`` and ``center`` ((2,) pixels; None: the lifter's default). Frames
+    with a missing joint get NaN.
     """
 
-    def __init__(self, lifter, width: int, height: int, batch: int = 8):
+    def __init__(self, lifter, width: int, height: int, batch: int = 8, focal=None, center=None):
         self.lifter, self.width, self.height, self.batch = lifter, width, height, batch
         self._confidence = bool(getattr(lifter, "reads_scores", getattr(lifter, "confidence_input", False)))
+        self._camera = ({"focal": focal, "center": center}
+                        if getattr(lifter, "codec_mode", None) == "virtual_camera" else {})
         self._pending: list[FrameResult] = []
 
     def push(self, item: FrameResult) -> list[FrameResult]:
@@ -260,6 +264,7 @@ class Lift:
             return []
         xy = np.stack([r.keypoints_2d for r in items])
         extra = {"score": np.stack([r.scores for r in items])} if self._confidence else {}
+        extra.update(self._camera)
         pose3d = self.lifter(xy, self.width, self.height, **extra)
         for r, pose in zip(items, pose3d):
             r.keypoints_3d = np.asarray(pose, np.float32)
@@ -271,13 +276,19 @@ class Refine:
 
     ``refiner``: a :class:`wsgcn_cli.temporal.TemporalRefiner`; ``codec_mode``: the
     lifter's 2D normalisation (the refiner reads the lifter's normalised 2D, (17, 2));
-    width, height: of the input (pixels). Replaces ``keypoints_3d`` with the refined pose,
-    delayed by at most ``window + step - 2`` frames.
+    width, height: of the input (pixels); focal, center: the camera's intrinsics ((2,)
+    pixels), read by the ``"virtual_camera"`` codec only. Replaces ``keypoints_3d`` with
+    the refined pose, delayed by at most ``window + step - 2`` frames.
     """
 
-    def __init__(self, refiner, codec_mode: str, width: int, height: int):
+    def __init__(self, refiner, codec_mode: str, width: int, height: int, focal=None, center=None):
         self.stream = refiner.stream()
         self.codec_mode, self.width, self.height = codec_mode, width, height
+        if codec_mode == "virtual_camera" and (focal is None or center is None):
+            from wsgcn_cli.camera import default_intrinsics
+
+            focal, center = default_intrinsics(width, height)
+        self.focal, self.center = focal, center
         self._pending: deque = deque()
 
     def _encode(self, xy: np.ndarray) -> np.ndarray:
@@ -285,7 +296,8 @@ class Refine:
 
         if not np.isfinite(xy).all():
             return np.full(xy.shape, np.nan, np.float32)
-        return codec.encode_2d(xy[None], self.codec_mode, self.width, self.height).astype(np.float32)[0]
+        return codec.encode_2d(xy[None], self.codec_mode, self.width, self.height,
+                               self.focal, self.center).astype(np.float32)[0]
 
     def _pair(self, rows) -> list[FrameResult]:
         out = []

@@ -338,6 +338,8 @@ class FinetuneTask(Task):
         from wsgcn_cli.lifter import Lifter
 
         cfg, base, fr = self.cfg, self.base, self.frames
+        if base.codec_mode == "virtual_camera":  # its outputs live in per-frame virtual cameras
+            raise WsgcnError("finetune does not support virtual_camera lifters yet")
         dev = self.device = trainer.device
         self.model = base.model
         self.x_all = _encode(base, fr.kp, fr.size, fr.score)

@@ -100,8 +100,10 @@ class LifterConfig:
         if cfg.source not in ("gt", "sh", "gt+sh"):
             raise WsgcnError(f"unknown 2D source {cfg.source!r}; use gt, sh or gt+sh")
         if cfg.virtual_probability and cfg.codec != "root_scale":
-            raise WsgcnError("virtual cameras need the root_scale codec (their images have no fixed size)")
+            raise WsgcnError(f"virtual_probability (synthetic cameras) needs the root_scale codec, not {cfg.codec!r}")
         if cfg.unlabelled_subjects:
+            if cfg.codec == "virtual_camera":
+                raise WsgcnError("the weak term needs the root_scale or screen codec, not virtual_camera")
             if cfg.unlabelled_source not in ("gt", "sh"):
                 raise WsgcnError(f"unknown unlabelled_source {cfg.unlabelled_source!r}; use gt or sh")
             if cfg.root not in ("gt", "estimated"):
@@ -113,19 +115,18 @@ class LifterConfig:
         return cfg
 
 
-def encode_h36m(kp: np.ndarray, data: h36m.H36MSamples, mode: str) -> np.ndarray:
-    """Lifter inputs (N, 17, 2) from Human3.6M pixel keypoints, per-sample image sizes."""
+def encode_h36m(kp: np.ndarray, data: h36m.H36MSamples, mode: str, root=None) -> np.ndarray:
+    """Lifter inputs (N, 17, 2) from Human3.6M pixel keypoints, per-sample image sizes and
+    (``"virtual_camera"``) per-sample intrinsics from the cameras file under ``root``.
+    NaN keypoints give NaN inputs."""
+    cam = h36m.intrinsics(data, root) if mode == "virtual_camera" else {"f": None, "c": None}
     return codec.encode_2d(kp, mode, data.image_size[:, 0, None, None].astype(np.float32),
-                           data.image_size[:, 1, None, None].astype(np.float32))
+                           data.image_size[:, 1, None, None].astype(np.float32), cam["f"], cam["c"])
 
 
 def camera_table(root, data: h36m.H36MSamples) -> dict[str, torch.Tensor]:
-    """Per-sample intrinsics of Human3.6M samples: (N, 2) f, c, (N, 3) k, (N, 2) p."""
-    cams = h36m.load_cameras(root)
-    table = {name: np.stack([[getattr(cams[(s, c)], name) for c in h36m.CAMERAS] for s in data.subjects])
-             for name in ("f", "c", "k", "p")}  # (subjects, 4 cameras, d)
-    s, c = data.subject.astype(np.int64), data.camera.astype(np.int64)
-    return {name: torch.from_numpy(t[s, c].astype(np.float32)) for name, t in table.items()}
+    """Per-sample intrinsics of Human3.6M samples as tensors (see :func:`h36m.intrinsics`)."""
+    return {name: torch.from_numpy(t) for name, t in h36m.intrinsics(data, root).items()}
 
 
 class LifterTask(Task):
@@ -146,9 +147,13 @@ class LifterTask(Task):
         cfg, dev = self.cfg, trainer.device
         self.trainer = trainer
         data = h36m.load(tuple(cfg.subjects), self.data_root, cfg.stride, with_sh=cfg.source != "gt")
-        y = torch.from_numpy(codec.to_metres_root_relative(data.pose3d).astype(np.float32))
-        x_gt = torch.from_numpy(encode_h36m(data.kp2d_gt, data, cfg.codec))
-        x_sh = torch.from_numpy(encode_h36m(data.kp2d_sh, data, cfg.codec)) if cfg.source != "gt" else None
+        y = codec.to_metres_root_relative(data.pose3d).astype(np.float32)
+        x_gt = torch.from_numpy(encode_h36m(data.kp2d_gt, data, cfg.codec, self.data_root))
+        x_sh = torch.from_numpy(encode_h36m(data.kp2d_sh, data, cfg.codec, self.data_root)) if cfg.source != "gt" else None
+        if cfg.codec == "virtual_camera":  # targets in the virtual camera of the ground-truth root
+            cam = h36m.intrinsics(data, self.data_root)
+            y = codec.to_virtual_camera(y, codec.virtual_camera_rotation(data.kp2d_gt[:, codec.ROOT], cam["f"], cam["c"]))
+        y = torch.from_numpy(y)
         keep = torch.ones(len(y), dtype=torch.bool)
         if x_sh is not None:
             keep = torch.isfinite(x_sh).all(dim=(1, 2))
@@ -196,7 +201,10 @@ class LifterTask(Task):
 
     def init_from(self, path: str) -> dict:
         meta, _ = load_init(self.model, path, "lifter", self.cfg.model, self.cfg.model_options, self.trainer.device)
-        if meta.get("codec") != self.cfg.codec:
+        if (meta.get("codec"), self.cfg.codec) == ("root_scale", "virtual_camera"):
+            self.log(f"init weights {path} use the root_scale codec: fine-tuned for virtual_camera "
+                     "(the same normalisation after a perspective correction)")
+        elif meta.get("codec") != self.cfg.codec:
             raise WsgcnError(f"init weights {path} use the 2D codec {meta.get('codec')!r}, not {self.cfg.codec!r}")
         return meta
 

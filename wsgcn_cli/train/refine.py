@@ -127,12 +127,13 @@ class RefineConfig:
 
 
 def lift_cached(lifter: Lifter, data: h36m.H36MSamples, source: str, cache: str | Path | None,
-                batch: int = 8192, log=print) -> np.ndarray:
+                batch: int = 8192, log=print, data_root=None) -> np.ndarray:
     """The lifter's 3D of every sample (N, 17, 3) float32, root-relative metres, NaN where no 2D.
 
     Cached as ``<cache>/lifted_<source>_<key>.npz``, the key a digest of the lifter's
     sha256, its flip-test setting, the 2D source and the samples' identity (subjects,
     sequences, frames); written atomically. ``cache=None`` disables the cache.
+    ``data_root``: the Human3.6M folder, for the cameras a ``virtual_camera`` lifter reads.
     """
     from wsgcn_cli.io.atomic import atomic_write
 
@@ -147,11 +148,15 @@ def lift_cached(lifter: Lifter, data: h36m.H36MSamples, source: str, cache: str 
             if f["pose3d"].shape == (len(data), 17, 3):
                 return f["pose3d"]
     t0 = time.time()
-    x = encode_h36m(data.kp2d(source), data, lifter.codec_mode)
+    x = encode_h36m(data.kp2d(source), data, lifter.codec_mode, data_root)
     ok = np.isfinite(x).all(axis=(1, 2))
     out = np.full((len(data), 17, 3), np.nan, np.float32)
     if ok.any():
         out[ok] = lifter.predict_normalized(x[ok], batch_size=batch)
+        if lifter.codec_mode == "virtual_camera":  # back from the virtual camera to the real one
+            cam = h36m.intrinsics(data, data_root)
+            rot = codec.virtual_camera_rotation(data.kp2d(source)[ok][:, codec.ROOT], cam["f"][ok], cam["c"][ok])
+            out[ok] = codec.from_virtual_camera(out[ok], rot)
     log(f"lifted {int(ok.sum())} {source}-2D samples ({'/'.join(data.subjects)}) in {time.time() - t0:.0f} s")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,8 +236,8 @@ def evaluate_refined(lifter: Lifter, refiner, source: str = "gt", data_root=None
     if data is None:
         data = h36m.load(tuple(subjects), data_root, stride, cameras=tuple(cameras), with_sh=(source == "sh"))
     if lifted is None:
-        lifted = lift_cached(lifter, data, source, cache, log=lambda *a: None)
-    x2d = encode_h36m(data.kp2d(source), data, lifter.codec_mode)
+        lifted = lift_cached(lifter, data, source, cache, log=lambda *a: None, data_root=data_root)
+    x2d = encode_h36m(data.kp2d(source), data, lifter.codec_mode, data_root)
     gt_all = codec.to_metres_root_relative(data.pose3d) * 1000.0
     names = ("mpjpe_mm", "p_mpjpe_mm", "mpjve_mm", "accel_mm")
     values = {"lifter": {m: [] for m in names}, "refined": {m: [] for m in names}}
@@ -307,8 +312,8 @@ class RefinerTask(Task):
         sources = ("gt", "sh") if cfg.source == "gt+sh" else (cfg.source,)
         poses, xs, starts = [], [], []  # starts: one tensor per (source, frame step), source-major
         for s, src in enumerate(sources):
-            pose = lift_cached(self.lifter, data, src, cfg.cache, cfg.lift_batch, self.log)
-            x = encode_h36m(data.kp2d(src), data, self.lifter.codec_mode)
+            pose = lift_cached(self.lifter, data, src, cfg.cache, cfg.lift_batch, self.log, self.data_root)
+            x = encode_h36m(data.kp2d(src), data, self.lifter.codec_mode, self.data_root)
             valid = np.isfinite(pose).all(axis=(1, 2)) & np.isfinite(x).all(axis=(1, 2))
             for k in cfg.frame_steps:
                 first = window_starts(valid, data.sequence, (cfg.window - 1) * int(k) + 1)
@@ -335,7 +340,7 @@ class RefinerTask(Task):
                 self.val_data[src] = h36m.load(h36m.TEST_SUBJECTS, self.data_root, cfg.stride,
                                                cameras=tuple(cfg.val_cameras), with_sh=src == "sh")
                 self.val_lifted[src] = lift_cached(self.lifter, self.val_data[src], src, cfg.cache,
-                                                   cfg.lift_batch, self.log)
+                                                   cfg.lift_batch, self.log, self.data_root)
         self.perm = torch.as_tensor(H36M17.flip_permutation(), device=dev)
         self.frame_steps = torch.as_tensor([int(k) for k in cfg.frame_steps], device=dev)
         self.ar = torch.arange(cfg.window, device=dev)
