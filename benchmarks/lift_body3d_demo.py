@@ -16,6 +16,11 @@ lifter's own 3D (no refiner, no whole-clip steps):
   measure of issue 12's body3d_demo target (P-MPJPE <= 55, MPJPE <= 70 mm).
 
     python benchmarks/lift_body3d_demo.py [--weights W.safetensors ...] [--pipeline body17] [--no-refine]
+        [--focal PX [--principal-point CX CY]]
+
+``--focal`` / ``--principal-point`` give the camera's intrinsics as ``lift`` takes them
+(this camera: 1145 px, (515, 502)); they change only a ``virtual_camera`` lifter's input
+(default: lift's assumed field of view, principal point at the image centre).
 
 Writes ``benchmarks/results/lift_body3d_demo.json`` (``--out``).
 """
@@ -51,6 +56,8 @@ def main():
     p.add_argument("--pipeline", default="body17")
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
                    help="the refiner on / off (default: the pipeline's choice, as lift)")
+    p.add_argument("--focal", type=float, default=None, help="focal length in pixels (as lift --focal)")
+    p.add_argument("--principal-point", type=float, nargs=2, default=None, metavar=("CX", "CY"))
     p.add_argument("--data", default=str(SHARED / "h36m"))
     p.add_argument("--work", default=None, help="folder for the cached 2D (default: a temporary folder)")
     p.add_argument("--device", default="cpu")
@@ -69,13 +76,15 @@ def main():
     raw = read_cache(cache_path(VIDEO, work), VIDEO, base.detector_table)
     results = {}
     for w in args.weights or [str(base.lifter_path)]:
-        pipe = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine, lifter_weights=w)
+        camera = {"focal_px": args.focal, "principal_px": args.principal_point}
+        pipe = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine, lifter_weights=w, **camera)
         pred = pipe.run(raw, whole_clip=True).keypoints_3d * 1000.0
         r = scores(pred.astype("float64"), gt_mm)
-        plain = Pipeline.from_file(args.pipeline, device=args.device, refine=False, lifter_weights=w)
+        plain = Pipeline.from_file(args.pipeline, device=args.device, refine=False, lifter_weights=w, **camera)
         r["lifter_only"] = scores((plain.run(raw).keypoints_3d * 1000.0).astype("float64"), gt_mm)
         meta = wio.load(w)[1]
         r.update(weights=Path(w).name, sha256=wio.sha256(w), samples_seen=meta.get("samples_seen_total"),
+                 codec=meta.get("codec"), focal_px=args.focal, principal_px=args.principal_point,
                  refine=pipe.refiner is not None,
                  refiner_sha256=pipe.refiner.sha256 if pipe.refiner is not None else None)
         results[Path(w).name] = r

@@ -74,11 +74,11 @@ def write_clip(path: Path, T=300, seed=1):
     return pose, root
 
 
-def write_base(path: Path, seed=0):
+def write_base(path: Path, seed=0, codec="root_scale"):
     torch.manual_seed(seed)
     opts = {"hidden": 16, "num_blocks": 1, "dropout": 0.0}
     model = build_model("semgcn_nonlocal", **opts)
-    meta = {"model": "semgcn_nonlocal", "model_options": opts, "layout": "h36m17", "codec": "root_scale",
+    meta = {"model": "semgcn_nonlocal", "model_options": opts, "layout": "h36m17", "codec": codec,
             "output": "root-relative camera coordinates, metres", "trained_on": {"dataset": "none"},
             "history": [], "command": "random init (test)"}
     wio.save(path, model.state_dict(), meta)
@@ -138,6 +138,18 @@ def test_finetune_lowers_heldout_reprojection_and_writes_weights_and_card(synthe
     assert curve["points"][0]["val_heldout_px"] == px["base"] and r["curve"] == str(d / "adapted.curve.json")
     assert {p.name for p in d.iterdir()} - {"adapted.curve.png"} == {
         "adapted.md", "adapted.safetensors", "adapted.curve.json", "base.safetensors", "walk.npz"}
+
+
+def test_finetune_adapts_a_virtual_camera_lifter(tmp_path):
+    """A virtual_camera lifter predicts in each frame's virtual camera: finetune rotates
+    its output into the camera before reprojecting, and the held-out error falls as much."""
+    pose, _ = write_clip(tmp_path / "walk.npz")
+    write_base(tmp_path / "base.safetensors", codec="virtual_camera")
+    out = tmp_path / "adapted.safetensors"
+    r = finetune([tmp_path / "walk.npz"], tmp_path / "base.safetensors", out, focal=FOCAL, epochs=4,
+                 bone_reference=list(bone_lengths(pose[:1])[0]), **FAST)
+    assert r["heldout_px"]["best"] < 0.7 * r["heldout_px"]["base"], r["heldout_px"]
+    assert Lifter.from_weights(out, device="cpu").codec_mode == "virtual_camera"
 
 
 def test_default_finetune_changes_only_norm_and_bias_parameters(synthetic):

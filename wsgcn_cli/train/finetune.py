@@ -73,6 +73,7 @@ import torch
 from torch import nn
 
 from wsgcn_cli import weights as wio
+from wsgcn_cli import codec
 from wsgcn_cli.camera import default_intrinsics, estimate_root_translation, project
 from wsgcn_cli.errors import WsgcnError
 from wsgcn_cli.temporal import window_starts
@@ -232,26 +233,35 @@ def _gather_frames(clips, focal, fov_deg, holdout, chunk_frames) -> tuple[_Frame
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _encode(lifter, kp: np.ndarray, size: np.ndarray, score: np.ndarray) -> np.ndarray:
+def _encode(lifter, kp: np.ndarray, size: np.ndarray, score: np.ndarray, f: np.ndarray, c: np.ndarray):
     """The lifter's input (:meth:`wsgcn_cli.lifter.Lifter.encode`) for pixel keypoints (N, 17, 2)
-    of images of ``size`` (N, 2) px with the 2D stage's confidences ``score`` (N, 17): (N, 17, 2),
-    or (N, 17, 3) for a lifter that reads confidences. NaN frames give zeros (never used)."""
+    of images of ``size`` (N, 2) px with the 2D stage's confidences ``score`` (N, 17) and the
+    intrinsics ``f``, ``c`` (N, 2) px: ((N, 17, 2), or (N, 17, 3) for a lifter that reads
+    confidences; (N, 3, 3) rotations from the network's output frame to the camera: the
+    virtual cameras of a ``virtual_camera`` lifter, else identities). NaN frames give zeros
+    (never used)."""
     safe = np.where(np.isfinite(kp), kp, 0.0).astype(np.float32)
-    return lifter.encode(safe, size[:, 0, None, None].astype(np.float32), size[:, 1, None, None].astype(np.float32),
-                         score=score)
+    x = lifter.encode(safe, size[:, 0, None, None].astype(np.float32), size[:, 1, None, None].astype(np.float32),
+                      score=score, focal=f, center=c)
+    if lifter.codec_mode == "virtual_camera":
+        return x, codec.virtual_camera_rotation(safe[:, codec.ROOT], f, c)
+    return x, np.broadcast_to(np.eye(3, dtype=np.float32), (len(kp), 3, 3)).copy()
 
 
 def heldout_reprojection_px(lifter, x: np.ndarray, kp: np.ndarray, f: np.ndarray, c: np.ndarray,
-                            joints: np.ndarray | None = None) -> float:
+                            joints: np.ndarray | None = None, rot: np.ndarray | None = None) -> float:
     """Mean reprojection error (pixels) of a lifter's output with the root estimated.
 
     ``x``: (N, 17, 2) normalised input; ``kp``: (N, 17, 2) pixels; ``f``, ``c``: (N, 2);
     ``joints``: optional (N, 17) bool, the joints that estimate the root and are scored
-    (default all).
+    (default all); ``rot``: optional (N, 3, 3) rotations from the network's output frame to
+    the camera (see :func:`_encode`).
     """
     if len(x) == 0:
         return float("nan")
     pose = lifter.predict_normalized(x).astype(np.float64)
+    if rot is not None:
+        pose = codec.from_virtual_camera(pose, rot.astype(np.float64))
     w = None if joints is None else joints.astype(np.float64)
     root = estimate_root_translation(pose, kp, f, c, weights=w)
     err = np.linalg.norm(project(pose + root[:, None], f[:, None], c[:, None]) - kp, axis=-1)
@@ -338,12 +348,11 @@ class FinetuneTask(Task):
         from wsgcn_cli.lifter import Lifter
 
         cfg, base, fr = self.cfg, self.base, self.frames
-        if base.codec_mode == "virtual_camera":  # its outputs live in per-frame virtual cameras
-            raise WsgcnError("finetune does not support virtual_camera lifters yet")
         dev = self.device = trainer.device
         self.model = base.model
-        self.x_all = _encode(base, fr.kp, fr.size, fr.score)
-        base_raw = Lifter(self.model, base.codec_mode, flip_test=False, device=dev).predict_normalized(self.x_all)
+        self.x_all, self.rot_all = _encode(base, fr.kp, fr.size, fr.score, fr.f, fr.c)
+        base_raw = codec.from_virtual_camera(  # camera coordinates (a no-op unless virtual_camera)
+            Lifter(self.model, base.codec_mode, flip_test=False, device=dev).predict_normalized(self.x_all), self.rot_all)
         self.joints = fr.observed if cfg.reproject == "observed" else np.ones_like(fr.observed)
         scores = np.clip(fr.score, 0.05, 1.0) if cfg.use_scores else 1.0
 
@@ -351,7 +360,7 @@ class FinetuneTask(Task):
             return torch.from_numpy(np.asarray(a, np.float32)).to(dev)
 
         self.X, self.KP, self.BASE = torch.from_numpy(self.x_all).to(dev), t(np.nan_to_num(fr.kp)), t(base_raw)
-        self.W, self.F, self.C = t(scores * self.joints), t(fr.f), t(fr.c)
+        self.W, self.F, self.C, self.R = t(scores * self.joints), t(fr.f), t(fr.c), t(self.rot_all)
         self.S = losses.keypoint_scale(self.KP)
         self.frame_scale = t((fr.fps / TEMPORAL_FPS) ** 2)
         self.windows = torch.from_numpy(self.starts).to(dev)[:, None] + torch.arange(cfg.window, device=dev)
@@ -406,6 +415,7 @@ class FinetuneTask(Task):
     def loss(self, idx, gen):
         cfg, w = self.cfg, self.windows[idx]                                        # (B, window) frames
         pred = self.model(self.X[w].reshape(-1, 17, self.X.shape[-1])).float().reshape(*w.shape, 17, 3)
+        pred = pred @ self.R[w].transpose(-1, -2)  # the network's frame -> camera coordinates
         kp, wt, f, c = self.KP[w], self.W[w], self.F[w], self.C[w]
         root = losses.estimated_root(pred, kp, f, c, weights=wt)
         l_rep = losses.reprojection_loss(pred, root, kp, f, c, weights=wt, scale=self.S[w])
@@ -422,7 +432,7 @@ class FinetuneTask(Task):
         idx = self.held_idx if len(self.held_idx) else np.flatnonzero(fr.valid)
         lifter = Lifter(self.model, self.base.codec_mode, flip_test=self.base.flip_test, device=self.device)
         px = heldout_reprojection_px(lifter, self.x_all[idx], fr.kp[idx].astype(np.float64), fr.f[idx], fr.c[idx],
-                                     self.joints[idx])
+                                     self.joints[idx], self.rot_all[idx])
         b = self.best
         if math.isnan(float(b.base_px)):  # the first call: the base model, before any step
             b.base_px.fill_(px)
