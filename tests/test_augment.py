@@ -76,3 +76,28 @@ def test_virtual_views_take_any_joint_count_and_return_their_cameras():
     uv2, cam2 = virtual_view(pose, torch.Generator().manual_seed(3))
     uv3, cam3, _ = virtual_view(pose, torch.Generator().manual_seed(3), return_camera=True)
     assert torch.equal(uv2, uv3) and torch.equal(cam2, cam3)        # same draws with or without the camera
+
+
+def test_virtual_camera_codec_augments_in_the_perspective_crop_camera():
+    """With the virtual_camera codec the synthesised sample is what lift would see: the
+    2D encoded with the drawn camera's intrinsics (as lift encodes pixels), the target
+    rotated into the camera that looks at the pelvis."""
+    from types import SimpleNamespace
+
+    from wsgcn_cli import codec
+    from wsgcn_cli.data.augment import LifterAugment
+
+    world = _pose(32)
+    cfg = SimpleNamespace(codec="virtual_camera", virtual_probability=1.0, bone_scale=0.0, joint_noise=0.0,
+                          gross_error_probability=0.0, sh_probability=0.0)
+    x, y = LifterAugment(world, cfg)(torch.arange(32), torch.zeros(32, 17, 2), torch.zeros(32, 17, 3),
+                                     torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)  # the same draws: which samples, then the cameras
+    torch.rand(32, generator=g)
+    uv, pose_cam, cams = virtual_view(world, g, return_camera=True)
+    f, c = cams["focal"].numpy()[:, None].repeat(2, 1), cams["principal"].numpy()
+    x_np, rot = codec.virtual_camera_normalize(uv.numpy(), f, c)
+    assert np.allclose(x.numpy(), x_np, atol=1e-4)
+    assert np.allclose(y.numpy(), codec.to_virtual_camera(pose_cam.numpy(), rot), atol=1e-5)
+    assert torch.allclose(y[:, 0], torch.zeros(3), atol=1e-6)
+    assert torch.allclose(_bones(y), _bones(world), atol=1e-4)  # a rotation of the pose

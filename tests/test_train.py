@@ -103,8 +103,11 @@ def test_virtual_camera_codec_trains_and_evaluates(tmp_path):
     assert lifter.codec_mode == "virtual_camera"
     res = api.evaluate(r["weights"], source="gt", stride=500, device="cpu", quiet=True)
     assert np.isfinite(res["mpjpe_mm"]) and res["frames"] > 0
-    with pytest.raises(WsgcnError, match="virtual_camera"):
-        _train(tmp_path, "epochs=1", 'codec.mode="virtual_camera"', "virtual_probability=0.5", name="vbad")
+    aug = _train(tmp_path, "epochs=1", 'source="gt+sh"', 'codec.mode="virtual_camera"', "virtual_probability=0.5",
+                 "bone_scale=0.05", name="vaug")
+    assert np.isfinite(aug["history"][0]["loss"])
+    with pytest.raises(WsgcnError, match="screen"):
+        _train(tmp_path, "epochs=1", 'codec.mode="screen"', "virtual_probability=0.5", name="vbad")
 
 
 def test_ddp_two_cpu_processes_train_to_identical_weights(tmp_path):

@@ -50,7 +50,7 @@ def lift(
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="Read 2D keypoints from this file (our npz or an mmpose prediction JSON) instead of detecting."),
     video: bool = typer.Option(True, "--video/--no-video", help="Write the overlay video."),
     refine: Optional[bool] = typer.Option(None, "--refine/--no-refine", help="Temporal LSTM refinement of videos and image folders (default: on where the pipeline has a refiner, as body17 does)."),
-    focal: Optional[float] = typer.Option(None, "--focal", help="The camera's focal length in pixels, for the trajectory and world frame (default: from --fov)."),
+    focal: Optional[float] = typer.Option(None, "--focal", help="The camera's focal length in pixels, for the lifter's perspective correction, the trajectory and world frame (default: from --fov)."),
     fov: Optional[float] = typer.Option(None, "--fov", help="Assumed horizontal field of view (of the longer image side), degrees, when --focal is not given (default 55)."),
     principal_point: Optional[Tuple[float, float]] = typer.Option(None, "--principal-point", metavar="CX CY", help="The camera's principal point in pixels, for the trajectory (default: the image centre)."),
     smooth: Optional[str] = typer.Option(None, "--smooth", help="Temporal smoothing: none, one-euro (2D, causal) or butterworth (3D, zero phase; the default of the body17 pipelines)."),

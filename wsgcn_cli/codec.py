@@ -72,6 +72,35 @@ def root_scale_normalize_torch(xy, root: int = ROOT):
     return rel / scale[:, None, None]
 
 
+def _is_torch(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _stack(items, axis):
+    if _is_torch(items[0]):
+        import torch
+
+        return torch.stack(items, axis)
+    return np.stack(items, axis)
+
+
+def _rotation_z_to(d):
+    """(..., 3, 3) the smallest rotation taking the optical axis (0, 0, 1) to the unit rays
+    ``d`` (..., 3) with ``d_z > 0`` (numpy or torch): Rodrigues' formula for the rotation
+    taking unit ``a`` to unit ``b``, ``I + K + K^2 / (1 + a.b)`` with ``K = [a x b]_x``."""
+    ax, ay, cz = -d[..., 1], d[..., 0], d[..., 2]  # a x b = z x d = (-d_y, d_x, 0)
+    zero, one = ax * 0, ax * 0 + 1
+    k = _stack([_stack([zero, zero, ay], -1), _stack([zero, zero, -ax], -1), _stack([-ay, ax, zero], -1)], -2)
+    eye = _stack([_stack([one, zero, zero], -1), _stack([zero, one, zero], -1), _stack([zero, zero, one], -1)], -2)
+    return eye + k + (k @ k) / (1 + cz)[..., None, None]
+
+
+def _rays(xy, focal, center):
+    """Pixels (..., 2) -> (..., 3) rays ``K^-1 [x, y, 1]`` (numpy or torch)."""
+    r = (xy - center) / focal
+    return _stack([r[..., 0], r[..., 1], r[..., 0] * 0 + 1], -1)
+
+
 def virtual_camera_rotation(root_px, focal, center):
     """Rotation of the virtual camera that looks straight at the root (perspective crop).
 
@@ -82,18 +111,14 @@ def virtual_camera_rotation(root_px, focal, center):
         (..., 3, 3) float32 ``R``, virtual -> real camera coordinates: ``R @ [0, 0, 1]``
         is the unit ray to the root and a virtual-camera point ``v`` is ``R @ v`` in the
         real camera. The smallest rotation that does it (axis perpendicular to the optical
-        axis and the ray: no roll about the ray). Rodrigues' formula for the rotation
-        taking unit ``a`` to unit ``b``: ``I + K + K^2 / (1 + a.b)``, ``K = [a x b]_x``.
+        axis and the ray: no roll about the ray). numpy in, numpy out; torch in, torch out
+        (differentiable).
     """
-    ray = (np.asarray(root_px, np.float64) - np.asarray(center, np.float64)) / np.asarray(focal, np.float64)
-    d = np.concatenate([ray, np.ones(ray.shape[:-1] + (1,))], axis=-1)
-    d /= np.linalg.norm(d, axis=-1, keepdims=True)
-    ax, ay, cz = -d[..., 1], d[..., 0], d[..., 2]  # z x d = (-d_y, d_x, 0); cos = d_z > 0
-    zero = np.zeros_like(ax)
-    k = np.stack([np.stack([zero, zero, ay], -1), np.stack([zero, zero, -ax], -1),
-                  np.stack([-ay, ax, zero], -1)], -2)
-    rot = np.eye(3) + k + (k @ k) / (1.0 + cz)[..., None, None]
-    return rot.astype(np.float32)
+    if _is_torch(root_px):
+        d = _rays(root_px, focal, center)
+        return _rotation_z_to(d / d.norm(dim=-1, keepdim=True))
+    d = _rays(np.asarray(root_px, np.float64), np.asarray(focal, np.float64), np.asarray(center, np.float64))
+    return _rotation_z_to(d / np.linalg.norm(d, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def virtual_camera_normalize(xy, focal, center, root: int = ROOT):
@@ -103,14 +128,17 @@ def virtual_camera_normalize(xy, focal, center, root: int = ROOT):
     Each keypoint's ray ``K^-1 [x, y, 1]`` is rotated into the virtual camera (``R^T``)
     and projected there (root at 0), then scale-normalised as :func:`root_scale_normalize`
     (the virtual focal length cancels). ``focal``/``center``: (..., 2) or (2,) pixels.
+    numpy (float32) or torch (complete poses, differentiable) in and out.
     """
+    if _is_torch(xy):
+        rot = virtual_camera_rotation(xy[..., root, :], focal, center)
+        v = _rays(xy, focal[..., None, :], center[..., None, :]) @ rot
+        return root_scale_normalize_torch(v[..., :2] / v[..., 2:], root), rot
     xy = np.asarray(xy, np.float32)
     focal = np.asarray(focal, np.float32)
     center = np.asarray(center, np.float32)
     rot = virtual_camera_rotation(xy[..., root, :], focal, center)
-    ray = (xy - center[..., None, :]) / focal[..., None, :]
-    ray = np.concatenate([ray, np.ones(ray.shape[:-1] + (1,), np.float32)], axis=-1)
-    v = ray @ rot  # row vectors: R^T r
+    v = _rays(xy, focal[..., None, :], center[..., None, :]) @ rot  # row vectors: R^T r
     return root_scale_normalize(v[..., :2] / v[..., 2:])[0], rot
 
 
@@ -121,7 +149,7 @@ def to_virtual_camera(pose, rot):
 
 def from_virtual_camera(pose, rot):
     """Virtual camera -> real camera: (..., J, 3) poses, (..., 3, 3) ``R`` -> ``R p``."""
-    return pose @ np.swapaxes(rot, -1, -2)
+    return pose @ (rot.transpose(-1, -2) if _is_torch(rot) else np.swapaxes(rot, -1, -2))
 
 
 def encode_2d(xy, mode: str, width=None, height=None, focal=None, center=None):

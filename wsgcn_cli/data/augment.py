@@ -17,7 +17,10 @@ seen through a random *virtual* camera instead, its 2D synthesised from the 3D:
 
 The camera model is CONVENTIONS.md's without distortion: ``Xc = R @ X + t``,
 ``u = f * Xc[:2] / Xc[2] + c``; camera frame x right, y down, z forward. The target is
-the root-relative pose in the virtual camera's frame (metres).
+the root-relative pose in the virtual camera's frame (metres). With the
+``virtual_camera`` codec the synthesised 2D is encoded as at use, with the drawn
+camera's intrinsics, and the target is rotated into the perspective-crop camera that
+looks at the root (:func:`wsgcn_cli.codec.virtual_camera_normalize`).
 
 Bone lengths (``bone_scale``): the pose is rebuilt from its bones in parent order, each
 bone scaled by ``g * b`` with one body factor ``g ~ N(1, bone_scale)`` and one factor
@@ -44,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wsgcn_cli.codec import root_scale_normalize_torch
+from wsgcn_cli.codec import root_scale_normalize_torch, to_virtual_camera, virtual_camera_normalize
 from wsgcn_cli.skeletons import H36M17
 
 
@@ -184,8 +187,13 @@ class LifterAugment:
             pose = self.pose_world[idx]
             if cfg.bone_scale > 0:
                 pose = scale_bones(pose, cfg.bone_scale, gen)
-            uv, pose_cam = virtual_view(pose, gen, self.ranges)
-            xv = root_scale_normalize_torch(uv)
+            uv, pose_cam, cams = virtual_view(pose, gen, self.ranges, return_camera=True)
+            if cfg.codec == "virtual_camera":
+                f = cams["focal"][:, None].expand(-1, 2)
+                xv, rot = virtual_camera_normalize(uv, f, cams["principal"])
+                pose_cam = to_virtual_camera(pose_cam, rot)
+            else:
+                xv = root_scale_normalize_torch(uv)
             if self.residuals is not None:
                 add = torch.rand(b, 1, 1, generator=gen, device=dev) < cfg.sh_probability
                 other = torch.randint(len(self.residuals), (b,), generator=gen, device=dev)

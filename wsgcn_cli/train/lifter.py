@@ -99,8 +99,9 @@ class LifterConfig:
             raise WsgcnError(f"unknown codec mode {cfg.codec!r}; known: {codec.MODES}")
         if cfg.source not in ("gt", "sh", "gt+sh"):
             raise WsgcnError(f"unknown 2D source {cfg.source!r}; use gt, sh or gt+sh")
-        if cfg.virtual_probability and cfg.codec != "root_scale":
-            raise WsgcnError(f"virtual_probability (synthetic cameras) needs the root_scale codec, not {cfg.codec!r}")
+        if cfg.virtual_probability and cfg.codec == "screen":
+            raise WsgcnError("virtual_probability (synthetic cameras) needs the root_scale or virtual_camera codec, "
+                             "not 'screen' (their images have no fixed size)")
         if cfg.unlabelled_subjects:
             if cfg.codec == "virtual_camera":
                 raise WsgcnError("the weak term needs the root_scale or screen codec, not virtual_camera")
