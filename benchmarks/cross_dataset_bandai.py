@@ -53,6 +53,11 @@ def to_h36m17(j21):
     return np.stack([out[..., 0], -out[..., 2], out[..., 1]], -1)  # Y-up (x, y, z) -> Z-up (x, -z, y)
 
 
+#: The rig's pinhole camera: a 1000 x 1000 px image with a 60-degree field of view, the
+#: person at its centre (the principal point).
+RIG_FOCAL_PX, RIG_SIZE_PX = 500.0 / math.tan(math.radians(30.0)), 1000
+
+
 def rig_views(pose_zup):
     """The fixed rig (module docstring): (2D px (N, 17, 2), camera-frame 3D (N, 17, 3) m, elevation deg (N,))."""
     import torch
@@ -63,7 +68,7 @@ def rig_views(pose_zup):
     cam = torch.arange(n) % 16
     yaw = (cam % 8).float() * (math.pi / 4)
     elev_deg = torch.where(cam < 8, 0.0, 25.0)
-    focal = torch.full((n,), 500.0 / math.tan(math.radians(30.0)))
+    focal = torch.full((n,), RIG_FOCAL_PX)
     centre = torch.full((n, 2), 500.0)
     uv, pose_cam = view_through_camera(torch.as_tensor(pose_zup), yaw, torch.deg2rad(elev_deg), torch.zeros(n),
                                        torch.full((n,), 4.0), focal, centre, centre)
@@ -100,7 +105,8 @@ def main():
     results = {}
     for w in args.weights:
         lifter = Lifter.from_weights(w, flip_test=True, device=args.device)
-        pred_mm = lifter(uv) * 1000.0
+        half = RIG_SIZE_PX / 2  # the intrinsics are read by a virtual_camera lifter only
+        pred_mm = lifter(uv, RIG_SIZE_PX, RIG_SIZE_PX, focal=[RIG_FOCAL_PX] * 2, center=[half, half]) * 1000.0
         r = {"all": limb_scores(pred_mm, gt_mm),
              "per_elevation_deg": {f"{e:g}": limb_scores(pred_mm[elev == e], gt_mm[elev == e]) for e in np.unique(elev)},
              "sha256": lifter.sha256, "samples_seen": wio.load(w)[1].get("samples_seen_total")}
