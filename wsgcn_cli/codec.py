@@ -27,6 +27,8 @@ report millimetres.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 MODES = ("screen", "root_scale", "virtual_camera")
@@ -59,7 +61,9 @@ def root_scale_normalize(xy, root: int = ROOT):
     xy = np.asarray(xy, dtype=np.float32)
     centre = xy[..., root, :]
     rel = xy - centre[..., None, :]
-    scale = np.sqrt(np.nanmean((rel**2).sum(-1), axis=-1))
+    with warnings.catch_warnings():  # a pose without any keypoint: NaN, then scale 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scale = np.sqrt(np.nanmean((rel**2).sum(-1), axis=-1))
     scale = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0).astype(np.float32)
     return rel / scale[..., None, None], centre, scale
 
