@@ -80,6 +80,16 @@ def test_from_file_builds_every_stage_once_and_checks_across_stages(tmp_path):
         Pipeline.from_spec(dict(load("body17"), representation={"max_gap_frames": -1}), device="cpu")
     with pytest.raises(WsgcnError, match="max_height"):
         Pipeline.from_spec(dict(load("body17"), render={"max_height": "tall"}), device="cpu")
+    # lifter weights of another 2D codec (e.g. an older root_scale lifter): lift without the refiner, say so
+    from wsgcn_cli import weights as wio
+    from wsgcn_cli.models.registry import build_model
+
+    opts = {"hidden": 16, "num_blocks": 1, "dropout": 0.0}
+    wio.save(tmp_path / "rs.safetensors", build_model("semgcn_nonlocal", **opts).state_dict(),
+             {"model": "semgcn_nonlocal", "model_options": opts, "layout": "h36m17", "codec": "root_scale",
+              "output": "root-relative camera coordinates, metres"})
+    other = Pipeline.from_file("body17", device="cpu", lifter_weights=tmp_path / "rs.safetensors")
+    assert other.refiner is None and any("'root_scale'" in w and "without the refiner" in w for w in other.warnings)
     (tmp_path / "value.toml").write_text('representation = "network"\n[lifter]\nweights = "x"\n')
     with pytest.raises(WsgcnError, match="representation must be a table"):
         Pipeline.from_file(tmp_path / "value.toml", device="cpu")

@@ -397,6 +397,9 @@ def _accepts(detector: str, option: str) -> bool:
 
 
 def _load_refiner(spec: dict, lifter, lifter_path: Path):
+    """(the pipeline's refiner, warnings) for ``lifter``; no refiner (and a warning) when it
+    reads another 2D codec than the lifter. Raises WsgcnError for missing weights."""
+    from wsgcn_cli import weights as wio
     from wsgcn_cli.temporal import TemporalRefiner
 
     table = spec["refiner"]
@@ -406,6 +409,10 @@ def _load_refiner(spec: dict, lifter, lifter_path: Path):
     if not path.is_file():
         raise WsgcnError(f"refiner weights {path} not found: train them with "
                          f"`wsgcn train train-refiner` (pipelines/train-refiner.toml)")
+    codec = wio.load(path)[1].get("codec")
+    if codec != lifter.codec_mode:  # e.g. lifter weights of another 2D codec given with --weights
+        return None, [f"{table['weights']} reads the {codec!r} 2D codec, {lifter_path.name} uses "
+                      f"{lifter.codec_mode!r}: lifting without the refiner (--no-refine silences this)"]
     refiner = TemporalRefiner.from_weights(path, device=str(lifter.device), lifter=lifter, window=table.get("window"),
                                            overlap=table.get("overlap"), flip_test=bool(table.get("flip_test", False)))
     warnings = [] if refiner.lifter_matches else \
