@@ -47,13 +47,7 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
         data = h36m.load(subjects, root, stride, with_sh=(source == "sh"))
     kp = data.kp2d(source)
     ok = np.isfinite(kp).all(axis=(1, 2))
-    width = data.image_size[ok, 0, None, None].astype(np.float32)
-    height = data.image_size[ok, 1, None, None].astype(np.float32)
-    extra = {} if score is None else {"score": np.asarray(score)[ok]}
-    if getattr(lifter, "codec_mode", None) == "virtual_camera":  # the cameras' own intrinsics
-        cam = h36m.intrinsics(data, root)
-        extra.update(focal=cam["f"][ok], center=cam["c"][ok])
-    pred = lifter(kp[ok], width, height, **extra) * 1000.0
+    pred = lift_h36m(lifter, data, kp, root, score)[ok] * 1000.0
     gt = to_metres_root_relative(data.pose3d[ok]) * 1000.0
     per_frame = {
         "mpjpe_mm": metrics.mpjpe(pred, gt),
@@ -96,6 +90,21 @@ def evaluate(lifter, root=None, source: str = "gt", subjects=h36m.TEST_SUBJECTS,
         skipped_no_2d=int((~ok).sum()),
     )
     return result
+
+
+def lift_h36m(lifter, data: h36m.H36MSamples, kp2d: np.ndarray, root=None, score=None,
+              batch_size: int = 1024) -> np.ndarray:
+    """``lifter`` (a :class:`wsgcn_cli.lifter.Lifter`) on Human3.6M samples: pixel keypoints
+    ``kp2d`` (N, 17, 2) of ``data``'s samples -> (N, 17, 3) root-relative camera coordinates,
+    metres, NaN where the 2D is incomplete. Each sample's image size and, for a
+    ``"virtual_camera"`` lifter, its camera's focal length and principal point (the
+    cameras file under ``root``) go with it; ``score`` (N, 17) to a confidence-reading lifter."""
+    extra = {} if score is None else {"score": np.asarray(score)}
+    if getattr(lifter, "codec_mode", None) == "virtual_camera":
+        cam = h36m.intrinsics(data, root)
+        extra.update(focal=cam["f"], center=cam["c"])
+    size = data.image_size.astype(np.float32)
+    return lifter(kp2d, size[:, 0, None, None], size[:, 1, None, None], batch_size=batch_size, **extra)
 
 
 def table(result: dict, title: str = ""):

@@ -141,7 +141,7 @@ class Lifter:
 
     def __call__(self, kp2d_px: np.ndarray, width: float | None = None,
                  height: float | None = None, score: np.ndarray | None = None,
-                 focal=None, center=None) -> np.ndarray:
+                 focal=None, center=None, batch_size: int = 1024) -> np.ndarray:
         """Lift pixel keypoints (T, 17, 2) -> (T, 17, 3) root-relative camera coordinates, metres.
 
         Frames with any NaN keypoint give NaN 3D (complete them first, see
@@ -150,7 +150,8 @@ class Lifter:
         (T, 17): keypoint confidences in [0, 1], read by a ``confidence_input`` lifter and
         ignored by others. ``focal``/``center``: (2,) or (T, 2) pixels, read by a
         ``"virtual_camera"`` lifter only (default: :meth:`intrinsics`); its output is
-        rotated from the virtual camera back into the real one.
+        rotated from the virtual camera back into the real one. ``batch_size``: frames per
+        forward pass.
         """
         kp2d_px = np.asarray(kp2d_px, dtype=np.float32)
         ok = np.isfinite(kp2d_px).all(axis=(-1, -2))
@@ -162,9 +163,9 @@ class Lifter:
                 focal, center = (a[ok] for a in self.intrinsics(n, width, height, focal, center))
                 rot = codec.virtual_camera_rotation(kp2d_px[ok][:, codec.ROOT], focal, center)
                 out[ok] = codec.from_virtual_camera(self.predict_normalized(self.encode(
-                    kp2d_px[ok], score=sc, focal=focal, center=center)), rot)
+                    kp2d_px[ok], score=sc, focal=focal, center=center), batch_size), rot)
             else:
-                out[ok] = self.predict_normalized(self.encode(kp2d_px[ok], width, height, sc))
+                out[ok] = self.predict_normalized(self.encode(kp2d_px[ok], width, height, sc), batch_size)
         return out
 
 

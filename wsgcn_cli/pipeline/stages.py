@@ -277,18 +277,13 @@ class Refine:
     ``refiner``: a :class:`wsgcn_cli.temporal.TemporalRefiner`; ``codec_mode``: the
     lifter's 2D normalisation (the refiner reads the lifter's normalised 2D, (17, 2));
     width, height: of the input (pixels); focal, center: the camera's intrinsics ((2,)
-    pixels), read by the ``"virtual_camera"`` codec only. Replaces ``keypoints_3d`` with
+    pixels), needed by the ``"virtual_camera"`` codec only (the Lift stage's). Replaces ``keypoints_3d`` with
     the refined pose, delayed by at most ``window + step - 2`` frames.
     """
 
     def __init__(self, refiner, codec_mode: str, width: int, height: int, focal=None, center=None):
         self.stream = refiner.stream()
-        self.codec_mode, self.width, self.height = codec_mode, width, height
-        if codec_mode == "virtual_camera" and (focal is None or center is None):
-            from wsgcn_cli.camera import default_intrinsics
-
-            focal, center = default_intrinsics(width, height)
-        self.focal, self.center = focal, center
+        self.codec_mode, self.width, self.height, self.focal, self.center = codec_mode, width, height, focal, center
         self._pending: deque = deque()
 
     def _encode(self, xy: np.ndarray) -> np.ndarray:

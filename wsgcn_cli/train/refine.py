@@ -41,6 +41,7 @@ import torch
 from wsgcn_cli import codec, metrics, weights
 from wsgcn_cli.data import h36m
 from wsgcn_cli.errors import WsgcnError
+from wsgcn_cli.evaluate import lift_h36m
 from wsgcn_cli.lifter import Lifter
 from wsgcn_cli.skeletons import H36M17
 from wsgcn_cli.temporal import TemporalRefiner, build_refiner, check_window, refine_sequence, window_starts
@@ -148,15 +149,8 @@ def lift_cached(lifter: Lifter, data: h36m.H36MSamples, source: str, cache: str 
             if f["pose3d"].shape == (len(data), 17, 3):
                 return f["pose3d"]
     t0 = time.time()
-    x = encode_h36m(data.kp2d(source), data, lifter.codec_mode, data_root)
-    ok = np.isfinite(x).all(axis=(1, 2))
-    out = np.full((len(data), 17, 3), np.nan, np.float32)
-    if ok.any():
-        out[ok] = lifter.predict_normalized(x[ok], batch_size=batch)
-        if lifter.codec_mode == "virtual_camera":  # back from the virtual camera to the real one
-            cam = h36m.intrinsics(data, data_root)
-            rot = codec.virtual_camera_rotation(data.kp2d(source)[ok][:, codec.ROOT], cam["f"][ok], cam["c"][ok])
-            out[ok] = codec.from_virtual_camera(out[ok], rot)
+    out = lift_h36m(lifter, data, data.kp2d(source), data_root, batch_size=batch)
+    ok = np.isfinite(out).all(axis=(1, 2))
     log(f"lifted {int(ok.sum())} {source}-2D samples ({'/'.join(data.subjects)}) in {time.time() - t0:.0f} s")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
