@@ -18,7 +18,12 @@ the ground truth moved into the camera frame:
 * ``contact_agreement``: fraction of frames where ``foot_contact`` (left, right) agrees
   with contact in the ground truth (ankle below 120 mm and slower than 0.6 m/s);
 * ``*_calibrated_principal_point``: the same with the true principal point, as
-  ``lift --principal-point 515 502`` runs (what the image-centre assumption costs).
+  ``lift --principal-point 515 502`` runs (what the image-centre assumption costs);
+* ``ground_truth_3d_2d_*``: the world stage (:func:`wsgcn_cli.world.estimate_world`, the
+  same options) fed the ground-truth root-relative 3D and the ground-truth 2D (projected
+  through the calibrated camera, lens distortion included) instead of lift's: the floor
+  that the pinhole model with this focal length and principal point leaves to any
+  lifter and detector.
 
     python benchmarks/world_body3d_demo.py [--keypoints CACHE.npz] [--pipeline body17]
 
@@ -122,6 +127,17 @@ def main():
             r = results[key]
             print(f"{key:45s} pelvis {r['pelvis_mm']:6.1f} mm  shape {r['shape_mm']:5.1f} mm  bias {r['pelvis_bias_mm']}"
                   f"  up {r['up_error_deg']:.2f} deg  contact {r['contact_agreement']}", flush=True)
+    from body3d_demo import ground_truth
+    from wsgcn_cli.world import estimate_world
+
+    rel_mm, kp2_true, _ = ground_truth(Path(args.data))
+    for name, principal in (("ground_truth_3d_2d_focal_1145", None),
+                            ("ground_truth_3d_2d_focal_1145_calibrated_principal_point", cam.c)):
+        w = estimate_world(kp2_true, rel_mm / 1000.0, raw.width, raw.height, raw.fps, focal_px=1145.0,
+                           options=base.world, principal_px=None if principal is None else list(principal))
+        r = results[name] = score(w, pelvis, up, height, ankles, raw.fps)
+        print(f"{name:45s} pelvis {r['pelvis_mm']:6.1f} mm  shape {r['shape_mm']:5.1f} mm  bias {r['pelvis_bias_mm']}",
+              flush=True)
     write_json(args.out, {
         "clip": "body3d_demo.mp4 (H36M S11 WalkDog 1, camera 60457274, frames 0-398; f = 1145 px, "
                 "principal point (515, 502) px on a 1000x1002 image)",
