@@ -31,6 +31,8 @@ import warnings
 
 import numpy as np
 
+from wsgcn_cli.camera import _is_torch
+
 MODES = ("screen", "root_scale", "virtual_camera")
 ROOT = 0
 
@@ -74,10 +76,6 @@ def root_scale_normalize_torch(xy, root: int = ROOT):
     rel = xy - xy[:, root : root + 1]
     scale = (rel**2).sum(-1).mean(-1).sqrt().clamp(min=1e-6)
     return rel / scale[:, None, None]
-
-
-def _is_torch(x) -> bool:
-    return type(x).__module__.split(".")[0] == "torch"
 
 
 def _stack(items, axis):
