@@ -39,7 +39,7 @@ contact). A single image still gets a world frame, from that frame's feet.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -327,13 +327,12 @@ def estimate_world(keypoints_2d, keypoints_3d, width: int, height: int, fps: flo
     kp3 = np.asarray(keypoints_3d, np.float64)
     if kp2.ndim != 3 or kp3.shape != kp2.shape[:2] + (3,) or kp2.shape[1:] != (17, 2):
         raise WsgcnError(f"the world stage needs 2D (T, 17, 2) and 3D (T, 17, 3); got {kp2.shape} and {kp3.shape}")
-    if focal_px is None and fov_deg is None:
-        focal_px, fov_deg = (o.focal_px or None), o.fov_deg
-    f, c = intrinsics(width, height, focal_px, fov_deg)
-    if principal_px is None and o.principal_px:
-        principal_px = o.principal_px
+    if focal_px is not None or fov_deg is not None:
+        check_camera(focal_px, fov_deg)
+        o = replace(o, focal_px=float(focal_px or 0.0), fov_deg=o.fov_deg if fov_deg is None else float(fov_deg))
     if principal_px is not None:
-        c = np.asarray(check_principal_point(principal_px), np.float64)
+        o = replace(o, principal_px=check_principal_point(principal_px))
+    f, c = o.camera(width, height)
     t_frames = len(kp3)
     root = root_trajectory(kp2, kp3, f, c, fps, o.root_cutoff_hz, joint_weights, image_size=(width, height))
     valid = np.isfinite(root).all(-1) & np.isfinite(kp3).all(axis=(1, 2))
