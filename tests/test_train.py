@@ -79,6 +79,14 @@ def test_weak_term_runs_after_the_warmup_and_records_its_setting(tmp_path, root)
     assert meta["weak"]["unlabelled_subjects"] == ["S5", "S6", "S7", "S8"]
     h = r["history"]
     assert "reproj" not in h[0] and h[1]["reproj"] > 0 and np.isfinite(h[1]["bone"])
+    from wsgcn_cli import model_card
+    from wsgcn_cli.pipeline import load
+
+    card = model_card.write_card(r["weights"], load("train-weak-s1", kind="train"), {}).read_text()
+    assert "**weak supervision**" in card and "S5, S6, S7, S8 contribute their gt 2D only" in card
+    assert ("ground-truth roots" in card) == (root == "gt")
+    # the curve's train column is the supervised MPJPE, not the loss with the weak terms
+    assert f"| {1000 * h[1]['mpjpe']:.2f} |" in card and f"| {1000 * h[1]['loss']:.2f} |" not in card
     with pytest.raises(WsgcnError, match="both labelled and unlabelled"):
         api.train("train-weak-s1", device="cpu", quiet=True, evaluate_after=False,
                   overrides=['unlabelled_subjects=["S1", "S5"]'] + _paths(tmp_path, "bad"))

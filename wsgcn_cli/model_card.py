@@ -24,6 +24,18 @@ def _augmentation_line(meta: dict) -> list[str]:
     return [f"- **augmentation**: {', '.join(f'{k} {v}' for k, v in aug.items())}"] if aug else []
 
 
+def _weak_line(meta: dict) -> list[str]:
+    """The weak term of a WS-GCN weak-protocol lifter (:mod:`wsgcn_cli.train.lifter`)."""
+    w = meta.get("weak")
+    if not w:
+        return []
+    root = "ground-truth roots" if w["root"] == "gt" else "roots estimated from the 2D, the pose and the intrinsics"
+    return [f"- **weak supervision** ({w['protocol']}): 3D of {', '.join(meta['trained_on']['subjects'])} only; "
+            f"{', '.join(w['unlabelled_subjects'])} contribute their {w['unlabelled_source_2d']} 2D only "
+            f"(reprojection x {w['w_reproj']} with {root}, bone lengths x {w['w_bone']} against the "
+            f"{w['bone_reference']}), after {w['warmup_epochs']} supervised warm-up epochs"]
+
+
 def _samples_line(meta: dict, hist: list[dict]) -> list[str]:
     """Samples seen in total (this run plus the weights it continued from) and throughput."""
     if "samples_seen_total" not in meta:
@@ -57,7 +69,8 @@ def _curve_lines(weights_path: Path, meta: dict, hist: list[dict]) -> list[str]:
              "| epoch | samples seen (M) | wall (min) | train MPJPE (mm) | GT-2D P1 | GT-2D P2 | SH-2D P1 | SH-2D P2 |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for h in hist:
-        loss = f"{1000 * h['loss']:.2f}" if "loss" in h else ""
+        train = h.get("mpjpe", h.get("loss"))  # a weak run's loss adds its weak terms: show the supervised MPJPE
+        loss = f"{1000 * train:.2f}" if train is not None else ""
         lines.append(f"| {h['epoch']} | {h['samples_seen'] / 1e6:.2f} | {h['wall_s'] / 60:.1f} | {loss} | "
                      f"{h.get('val_gt_mpjpe', float('nan')):.2f} | {h.get('val_gt_p_mpjpe', float('nan')):.2f} | "
                      f"{h.get('val_sh_mpjpe', float('nan')):.2f} | {h.get('val_sh_p_mpjpe', float('nan')):.2f} |")
@@ -87,6 +100,7 @@ def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -
         + (f", bf16 autocast {'on' if meta['bf16_autocast'] else 'off'}" if "bf16_autocast" in meta else "")
         + (f", initialised from `{Path(meta['init_weights']).name}`" if meta.get("init_weights") else ""),
         *_augmentation_line(meta),
+        *_weak_line(meta),
         *_samples_line(meta, hist),
         f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
         f"- **sha256**: `{digest}`",
