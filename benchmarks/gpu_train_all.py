@@ -58,7 +58,7 @@ SMOKE = {  # the same stages, tiny: a test runs this on the CPU
             "stride=20", "model.hidden=32", "model.num_blocks=1", "virtual_probability=0.3", "bone_scale=0.05",
             "joint_noise=0.01", "gross_error_probability=0.005"],
     "refiner": ["epochs=1", "samples_per_epoch=32", "batch_size=8", "subjects=[\"S1\"]", "stride=16", "val=false",
-                "model.hidden=16"],
+                "keep_best=\"\"", "model.hidden=16"],
     "weak": ["epochs=2", "warmup_epochs=1", "samples_per_epoch=1024", "batch_size=256", "stride=20",
              "val_stride=400", "model.hidden=32", "model.num_blocks=1"],
     "wholebody": ["epochs=1", "samples_per_epoch=256", "batch_size=64", "stride=50", "val_samples=256",

@@ -53,6 +53,11 @@ def _samples_line(meta: dict, hist: list[dict]) -> list[str]:
     return [text]
 
 
+def _wall_line(meta: dict) -> str:
+    upto = " (to the kept epoch)" if "best_epoch" in meta else ""
+    return f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min{upto} on {meta['machine']} (torch {meta['torch']})"
+
+
 def _curve_lines(weights_path: Path, meta: dict, hist: list[dict]) -> list[str]:
     """The training-curve table, old (loss_mm, val_gt_mm, val_sh_mm) or Trainer history."""
     if not hist:
@@ -102,7 +107,7 @@ def write_card(weights_path: str | Path, spec: dict, results: dict[str, dict]) -
         *_augmentation_line(meta),
         *_weak_line(meta),
         *_samples_line(meta, hist),
-        f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
+        _wall_line(meta),
         f"- **sha256**: `{digest}`",
         "",
         "## Measured on Human3.6M S9, S11 (all frames, all cameras, 17 joints, flip test-time augmentation)",
@@ -143,14 +148,18 @@ def write_stage_card(weights_path: str | Path, description: str, measured_md: st
         f"- **training**: {meta['epochs']} epochs, batch {meta['batch_size']}, Adam lr {meta['lr']} -> "
         f"{meta['lr_final']} (exponential), left/right mirroring {'on' if meta.get('flip_augmentation') else 'off'}, "
         f"seed {meta['seed']}",
-        f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
+        *_samples_line(meta, meta.get("history", [])),
+        _wall_line(meta),
         f"- **sha256**: `{wio.sha256(weights_path)}`",
         "", "## Measured", "", measured_md.strip(), "",
     ]
     hist = meta.get("history", [])
     if hist and history_columns:
         keys = list(history_columns)
-        lines += ["## Training curve", "", "| " + " | ".join(history_columns.values()) + " |",
+        curve = f"../benchmarks/results/train_curve_{weights_path.stem}.json"
+        title = "## Training curve" + (f" (up to the kept epoch; every epoch: [JSON]({curve}), [plot]({curve[:-5]}.png))"
+                                       if (Path(__file__).resolve().parents[1] / curve[3:]).is_file() else "")
+        lines += [title, "", "| " + " | ".join(history_columns.values()) + " |",
                   "|" + "---:|" * len(keys)]
         lines += ["| " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |" for h in hist]
         lines.append("")
@@ -267,7 +276,7 @@ def write_wholebody_card(weights_path: str | Path, spec: dict, results: dict[str
         f"{'on' if meta.get('bf16_autocast') else 'off'}"
         + (f", initialised from `{Path(meta['init_weights']).name}`" if meta.get("init_weights") else ""),
         *_samples_line(meta, hist),
-        f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min on {meta['machine']} (torch {meta['torch']})",
+        _wall_line(meta),
         f"- **sha256**: `{wio.sha256(weights_path)}`",
         "", "## Measured", "", wholebody_results_md(results),
     ]
