@@ -3,7 +3,8 @@
 For each weights file and each 2D source (projected ground truth ``gt``, Stacked
 Hourglass detections ``sh``), evaluates S9 and S11 (all frames, all four cameras,
 per-action averages as in the papers) and compares with the issue's targets:
-GT 2D: P1 <= 40.8 mm, P2 <= 31.5 mm; SH 2D: P1 <= 65 mm (then toward 60; issue 12). Our copy lacks the 3D of
+GT 2D: P1 <= 40.8 mm, P2 <= 31.5 mm; SH 2D: P1 <= 65 mm (then toward 60; issue 12); the
+weak-protocol lifter on GT 2D only: P1 <= 55 mm. Our copy lacks the 3D of
 S9 "Discussion 1" (noted in the JSON).
 
     python benchmarks/accuracy_h36m.py [--data ../shared/data/h36m] [--stride 1]
@@ -19,7 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 TARGETS = {"gt": {"mpjpe_mm": 40.8, "p_mpjpe_mm": 31.5}, "sh": {"mpjpe_mm": 65.0}}
-WEIGHTS = ("semgcn_nl_h36m_gt2d.safetensors", "semgcn_nl_h36m_det2d.safetensors")
+#: Weights with their own targets (source -> metric -> bound) instead of TARGETS.
+OWN_TARGETS = {"semgcn_nl_h36m_weak_s1.safetensors": {"gt": {"mpjpe_mm": 55.0}}}
+WEIGHTS = ("semgcn_nl_h36m_gt2d.safetensors", "semgcn_nl_h36m_det2d.safetensors", "semgcn_nl_h36m_weak_s1.safetensors")
 
 
 def main():
@@ -36,7 +39,7 @@ def main():
 
     results = {}
     for w in args.weights:
-        for source, target in TARGETS.items():
+        for source, target in OWN_TARGETS.get(Path(w).name, TARGETS).items():
             r = api.evaluate(w, data=args.data, source=source, stride=args.stride, device=args.device, quiet=True)
             met = {k: r[k] <= v for k, v in target.items()}
             results[f"{Path(w).name}/{source}"] = {
