@@ -66,13 +66,14 @@ def clip_2d(pipe, keypoints: str | None = None, work: str | None = None):
 
 def truth(data_root: Path):
     """(pelvis (T, 3) camera frame m, up (3,) camera frame, true pelvis height m (T,),
-    ankles (T, 2, 3) H36M world m (left, right), the camera)."""
+    ankles (T, 2, 3) H36M world m (left, right), the camera, the root-relative 3D (T, 17, 3)
+    camera frame mm, the 2D (T, 17, 2) px projected through the camera)."""
     import numpy as np
 
-    _, _, cam = ground_truth(data_root)
+    rel_mm, kp2d, cam = ground_truth(data_root)
     world = np.load(data_root / "h36m_3d_17j_world_mm.npz")[f"{SUBJECT}/{TAKE}"][:FRAMES].astype(np.float64) / 1000
     pelvis = cam.world_to_camera(world * 1000)[:, 0] / 1000
-    return pelvis, cam.R @ np.array([0.0, 0.0, 1.0]), world[:, 0, 2], world[:, [6, 3]], cam
+    return pelvis, cam.R @ np.array([0.0, 0.0, 1.0]), world[:, 0, 2], world[:, [6, 3]], cam, rel_mm, kp2d
 
 
 def score(world, pelvis, up, pelvis_height, ankles, fps: float) -> dict:
@@ -111,7 +112,7 @@ def main():
     from wsgcn_cli.io.atomic import write_json
     from wsgcn_cli.pipeline import Pipeline
 
-    pelvis, up, height, ankles, cam = truth(Path(args.data))
+    pelvis, up, height, ankles, cam, rel_mm, kp2_true = truth(Path(args.data))
     base = Pipeline.from_file(args.pipeline, device=args.device, refine=args.refine)
     raw = clip_2d(base, args.keypoints, args.work)
     results = {}
@@ -127,10 +128,8 @@ def main():
             r = results[key]
             print(f"{key:45s} pelvis {r['pelvis_mm']:6.1f} mm  shape {r['shape_mm']:5.1f} mm  bias {r['pelvis_bias_mm']}"
                   f"  up {r['up_error_deg']:.2f} deg  contact {r['contact_agreement']}", flush=True)
-    from body3d_demo import ground_truth
     from wsgcn_cli.world import estimate_world
 
-    rel_mm, kp2_true, _ = ground_truth(Path(args.data))
     for name, principal in (("ground_truth_3d_2d_focal_1145", None),
                             ("ground_truth_3d_2d_focal_1145_calibrated_principal_point", cam.c)):
         w = estimate_world(kp2_true, rel_mm / 1000.0, raw.width, raw.height, raw.fps, focal_px=1145.0,
