@@ -349,3 +349,25 @@ def test_normal_loss_is_zero_for_identical_poses_and_positive_for_a_bent_one():
         losses.normal_loss(p, t, [(0, 1, 3)])
     with pytest.raises(WsgcnError):
         losses.normal_loss(p, t[..., :2], tri)
+
+
+# -- multi-view consistency ----------------------------------------------------------------------
+
+def test_multiview_consistency_is_zero_for_a_rotated_pose_and_sees_a_depth_error():
+    from scipy.spatial.transform import Rotation
+
+    pose, _ = poses(6, seed=3)
+    rot = Rotation.random(6, random_state=1).as_matrix()
+    a = torch.tensor(pose, dtype=torch.float32)
+    b = torch.tensor(np.einsum("nij,nkj->nki", rot, pose), dtype=torch.float32)
+    assert np.allclose(losses.rotation_onto(a, b).numpy(), rot, atol=1e-5)
+    assert losses.multiview_consistency_loss(a, b).item() < 1e-5
+    # one wrist 20 cm deeper in view a: no rotation explains it, the loss says so
+    bad = a.clone()
+    bad[:, 16, 2] += 0.2
+    bad.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 inside a bf16 training step
+        loss = losses.multiview_consistency_loss(bad * 1.0, b)
+    assert loss.dtype == torch.float32 and 0.005 < loss.item() < 0.2 / 17 * 2
+    loss.backward()
+    assert bad.grad[:, 16].abs().sum() > 0

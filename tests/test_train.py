@@ -95,6 +95,37 @@ def test_weak_term_runs_after_the_warmup_and_records_its_setting(tmp_path, root)
                   overrides=['unlabelled_subjects=["S9"]'] + _paths(tmp_path, "bad"))
 
 
+def test_synchronised_views_pair_the_cameras_of_one_frame_and_train(tmp_path):
+    import torch
+
+    from wsgcn_cli import codec
+    from wsgcn_cli.train import losses
+    from wsgcn_cli.train.lifter import synchronised_views
+
+    data = h36m.load(("S5",), stride=200, with_sh=False)
+    keep = np.ones(len(data), dtype=bool)
+    keep[0] = False  # a view without 2D leaves its frame out
+    views = synchronised_views(data, keep)
+    assert views.shape[1] == len(h36m.CAMERAS) and len(views) == len(data) // len(h36m.CAMERAS) - 1
+    idx = np.flatnonzero(keep)[views]  # back to indices into data
+    assert (data.camera[idx] == np.arange(len(h36m.CAMERAS))).all() and (data.frame[idx] == data.frame[idx[:, :1]]).all()
+    # the ground truth of one frame in two views agrees up to a rotation; other frames do not
+    y = torch.from_numpy(codec.to_metres_root_relative(data.pose3d[idx]).astype(np.float32))
+    assert losses.multiview_consistency_loss(y[:, 0], y[:, 2]).item() < 1e-4
+    assert losses.multiview_consistency_loss(y[:-1, 0], y[1:, 2]).item() > 0.02
+    r = api.train("train-weak-s1", device="cpu", quiet=True, evaluate_after=False,
+                  overrides=["stride=400", "epochs=2", "warmup_epochs=1", "samples_per_epoch=256", "batch_size=64",
+                             "val_stride=2000", "w_multiview=1.0", "model.hidden=16", "model.num_blocks=1"]
+                  + _paths(tmp_path, "weak_mv"))
+    assert r["history"][1]["multiview"] > 0 and "multiview" not in r["history"][0]
+    assert Lifter.from_weights(r["weights"], device="cpu").meta["weak"]["w_multiview"] == 1.0
+    from wsgcn_cli import model_card
+    from wsgcn_cli.pipeline import load
+
+    card = model_card.write_card(r["weights"], load("train-weak-s1", kind="train"), {}).read_text()
+    assert "multi-view consistency x 1.0" in card
+
+
 def test_augmented_training_runs(tmp_path):
     r = _train(tmp_path, "epochs=1", 'source="gt+sh"', "virtual_probability=0.5", "bone_scale=0.05",
                "joint_noise=0.01", "gross_error_probability=0.01", name="aug")

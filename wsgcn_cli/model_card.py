@@ -30,10 +30,12 @@ def _weak_line(meta: dict) -> list[str]:
     if not w:
         return []
     root = "ground-truth roots" if w["root"] == "gt" else "roots estimated from the 2D, the pose and the intrinsics"
+    mv = (f"; multi-view consistency x {w['w_multiview']}: two synchronised views of a frame agree up to a "
+          "rotation, no extrinsics") if w.get("w_multiview") else ""
     return [f"- **weak supervision** ({w['protocol']}): 3D of {', '.join(meta['trained_on']['subjects'])} only; "
             f"{', '.join(w['unlabelled_subjects'])} contribute their {w['unlabelled_source_2d']} 2D only "
             f"(reprojection x {w['w_reproj']} with {root}, bone lengths x {w['w_bone']} against the "
-            f"{w['bone_reference']}), after {w['warmup_epochs']} supervised warm-up epochs"]
+            f"{w['bone_reference']}{mv}), after {w['warmup_epochs']} supervised warm-up epochs"]
 
 
 def _samples_line(meta: dict, hist: list[dict]) -> list[str]:

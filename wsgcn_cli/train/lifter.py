@@ -26,7 +26,12 @@ mean ground-truth bone lengths, and left/right symmetry; metres). Root of the un
 samples, ``root``: ``"gt"``, the ground-truth pelvis position (what WS-GCN does: one joint
 of 3D per unlabelled frame), or ``"estimated"`` from the 2D, the intrinsics and the
 current prediction (:func:`wsgcn_cli.camera.estimate_root_translation`, detached), as for
-real unlabelled footage: then no 3D of the unlabelled subjects is kept.
+real unlabelled footage: then no 3D of the unlabelled subjects is kept. With
+``w_multiview`` > 0 the unlabelled batch is drawn as pairs of cameras that filmed the
+same frame (Human3.6M's four synchronised views; frames where all four have 2D), and
+the loss adds ``w_multiview`` x :func:`wsgcn_cli.train.losses.multiview_consistency_loss`
+(metres): the two predictions must agree up to a rotation. It uses only that the views
+are synchronised, no extrinsics and no 3D.
 Validation after each epoch: MPJPE / P-MPJPE (mm) on S9/S11, every ``val_stride``-th
 frame, ground-truth and Stacked-Hourglass 2D, flip test as ``wsgcn eval`` (per-action
 averages; our copy lacks S9 "Discussion 1").
@@ -63,8 +68,8 @@ class LifterConfig:
             pose's RMS size; gross_error_probability: per-joint probability of a gross
             error (see :mod:`wsgcn_cli.data.augment`).
         val_stride: validation every n-th frame of S9/S11.
-        unlabelled_subjects, unlabelled_source, root, warmup_epochs, w_reproj, w_bone: the
-            weak term (module docstring); no unlabelled subjects: off.
+        unlabelled_subjects, unlabelled_source, root, warmup_epochs, w_reproj, w_bone,
+            w_multiview: the weak term (module docstring); no unlabelled subjects: off.
     """
 
     model: str = "semgcn_nonlocal"
@@ -86,6 +91,7 @@ class LifterConfig:
     warmup_epochs: int = 0
     w_reproj: float = 0.1
     w_bone: float = 1.0
+    w_multiview: float = 0.0
 
     @classmethod
     def from_spec(cls, spec: dict, train_rest: dict) -> "LifterConfig":
@@ -128,6 +134,28 @@ def encode_h36m(kp: np.ndarray, data: h36m.H36MSamples, mode: str, root=None) ->
 def camera_table(root, data: h36m.H36MSamples) -> dict[str, torch.Tensor]:
     """Per-sample intrinsics of Human3.6M samples as tensors (see :func:`h36m.intrinsics`)."""
     return {name: torch.from_numpy(t) for name, t in h36m.intrinsics(data, root).items()}
+
+
+def synchronised_views(data: h36m.H36MSamples, keep: np.ndarray) -> np.ndarray:
+    """Frames seen by all of Human3.6M's cameras: (G, C) indices into ``data[keep]``, one
+    row per (subject, take, frame), one column per camera in ``h36m.CAMERAS`` order.
+    Frames where some camera's sample is not kept (e.g. no detection) are left out.
+
+    Raises:
+        WsgcnError: no frame has all its views.
+    """
+    takes = np.array([s.rsplit("/", 1)[0] for s in data.sequences])
+    _, take_of_sequence = np.unique(takes, return_inverse=True)
+    key = take_of_sequence[data.sequence].astype(np.int64) * (1 << 32) + data.frame.astype(np.int64)
+    index = np.full(len(data), -1, dtype=np.int64)
+    index[keep] = np.arange(int(keep.sum()))
+    groups, group_of = np.unique(key, return_inverse=True)
+    views = np.full((len(groups), len(h36m.CAMERAS)), -1, dtype=np.int64)
+    views[group_of, data.camera] = index
+    views = views[(views >= 0).all(1)]
+    if not len(views):
+        raise WsgcnError("w_multiview: no frame of the unlabelled subjects has 2D in every camera")
+    return views
 
 
 class LifterTask(Task):
@@ -188,13 +216,16 @@ class LifterTask(Task):
             unl.image_size[keep, 1, None, None].astype(np.float32)))
         weak["kp"] = torch.from_numpy(kp[keep].astype(np.float32))
         weak["scale"] = losses.keypoint_scale(weak["kp"])
+        if cfg.w_multiview:
+            weak["views"] = torch.from_numpy(synchronised_views(unl, keep))
         if cfg.root == "gt":
             weak["root"] = torch.from_numpy((unl.pose3d[keep, 0] / 1000.0).astype(np.float32))
         del unl  # no other 3D of the unlabelled subjects is kept
         reference = losses.reference_bone_lengths(self.data_root, subjects=tuple(cfg.subjects), stride=1)
         weak["bone_reference"] = torch.as_tensor(reference, dtype=torch.float32)
+        views = f", {len(weak['views'])} frames in {weak['views'].shape[1]} views" if "views" in weak else ""
         self.log(f"weak term: {len(weak['x'])} unlabelled samples ({'/'.join(cfg.unlabelled_subjects)}, "
-                 f"{cfg.unlabelled_source} 2D only, root {cfg.root}), from epoch {cfg.warmup_epochs + 1}")
+                 f"{cfg.unlabelled_source} 2D only, root {cfg.root}{views}), from epoch {cfg.warmup_epochs + 1}")
         return {k: v.to(dev) for k, v in weak.items()}
 
     def start_epoch(self, epoch: int) -> None:
@@ -236,7 +267,15 @@ class LifterTask(Task):
         if self.weak is None or getattr(self, "epoch", 0) < cfg.warmup_epochs:
             return losses.mpjpe_loss(self.model(xb).float(), yb), {}
         w = self.weak
-        iu = torch.randint(len(w["x"]), (n,), generator=gen, device=dev)
+        if "views" in w:  # n // 2 frames, two different cameras each: [first views, second views]
+            m = n // 2
+            views = w["views"]
+            g = torch.randint(len(views), (m,), generator=gen, device=dev)
+            a = torch.randint(views.shape[1], (m,), generator=gen, device=dev)
+            b = (a + torch.randint(1, views.shape[1], (m,), generator=gen, device=dev)) % views.shape[1]
+            iu = torch.cat([views[g, a], views[g, b]])
+        else:
+            iu = torch.randint(len(w["x"]), (n,), generator=gen, device=dev)
         pred = self.model(torch.cat([xb, w["x"][iu]])).float()
         pred_l, pred_u = pred[:n], pred[n:]
         kp, f, c, k, p = w["kp"][iu], w["f"][iu], w["c"][iu], w["k"][iu], w["p"][iu]
@@ -244,7 +283,12 @@ class LifterTask(Task):
         l_rep = losses.reprojection_loss(pred_u, root, kp, f, c, k=k, p=p, scale=w["scale"][iu])
         l_bone = losses.bone_length_loss(pred_u, w["bone_reference"], batch_mean=True)
         l_sup = losses.mpjpe_loss(pred_l, yb)
-        return l_sup + cfg.w_reproj * l_rep + cfg.w_bone * l_bone, {"mpjpe": l_sup, "reproj": l_rep, "bone": l_bone}
+        total, parts = l_sup + cfg.w_reproj * l_rep + cfg.w_bone * l_bone, {"mpjpe": l_sup, "reproj": l_rep, "bone": l_bone}
+        if "views" in w:
+            m = len(pred_u) // 2
+            parts["multiview"] = losses.multiview_consistency_loss(pred_u[:m], pred_u[m:])
+            total = total + cfg.w_multiview * parts["multiview"]
+        return total, parts
 
     def validate(self) -> dict[str, float]:
         from wsgcn_cli.evaluate import evaluate
@@ -274,7 +318,7 @@ class LifterTask(Task):
             meta["weak"] = {
                 "protocol": "WS-GCN weak supervision", "unlabelled_subjects": list(cfg.unlabelled_subjects),
                 "unlabelled_source_2d": cfg.unlabelled_source, "root": cfg.root, "warmup_epochs": cfg.warmup_epochs,
-                "w_reproj": cfg.w_reproj, "w_bone": cfg.w_bone,
+                "w_reproj": cfg.w_reproj, "w_bone": cfg.w_bone, "w_multiview": cfg.w_multiview,
                 "bone_reference_m": [round(float(v), 5) for v in self.weak["bone_reference"].cpu()],
                 "bone_reference": f"mean ground-truth bone lengths of {'/'.join(cfg.subjects)}"}
         return weights.save(out, self.model.state_dict(), meta)

@@ -24,6 +24,13 @@ pixels (origin top-left, x right, y down).
   :func:`reference_bone_lengths` computes the reference from Human3.6M's 3D data.
   With ``skeleton=WHOLEBODY133_TREE``, per-joint ``weights`` and the targets' bone
   lengths as the reference it is SemGAN's bone loss over 133 keypoints.
+* :func:`multiview_consistency_loss` — two synchronised views of one frame show one
+  pose: the root-relative prediction of one view, rotated onto the other's by the
+  best rotation about the root (Kabsch), must match it. Needs no extrinsics; a depth
+  error in one view is a lateral error in the other, which the 2D of that view
+  already pins down (multi-view self-consistency as in Rhodin et al., "Learning
+  Monocular 3D Human Pose Estimation from Multi-view Images", CVPR 2018, and Wandt et
+  al., "CanonPose", CVPR 2021).
 * :func:`normal_loss` — orientation of local planes of joint triplets against the
   target's (1 - cosine of the normals): SemGAN's normal loss (Wen et al., "3D WholeBody
   Pose Estimation based on Semantic Graph Attention Network and Distance Information",
@@ -316,6 +323,46 @@ def bone_length_loss(pose: torch.Tensor, reference=None, symmetry_weight: float 
             rw = known.to(lengths.dtype) if bw is None else bw * known
         loss = loss + reference_weight * _weighted_mean(err, rw.expand_as(err))
     return loss
+
+
+def rotation_onto(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The rotations (..., 3, 3) that best map each ``source`` pose onto ``target`` about the
+    origin (Kabsch: least squares, det = +1, no scale or translation), float32.
+
+    Args:
+        source, target: (..., J, 3) root-relative poses (any unit).
+    """
+    with torch.autocast(source.device.type, enabled=False):  # fp32 under a bf16 training step too
+        a, b = source.float(), target.float()
+        h = a.transpose(-1, -2) @ b                                          # (..., 3, 3)
+        u, _, vt = torch.linalg.svd(h)
+        d = torch.sign(torch.linalg.det(vt.transpose(-1, -2) @ u.transpose(-1, -2)))
+        d = torch.where(d == 0, torch.ones_like(d), d)
+        fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+        return vt.transpose(-1, -2) @ fix @ u.transpose(-1, -2)
+
+
+def multiview_consistency_loss(pose_a: torch.Tensor, pose_b: torch.Tensor) -> torch.Tensor:
+    """Disagreement of two views' predictions of one pose, metres.
+
+    ``pose_a`` is rotated onto ``pose_b`` by :func:`rotation_onto` (computed without
+    gradient: the rotation is the camera change, not something to learn) and the mean
+    per-joint distance is returned; both predictions get the gradient. A rotation-only
+    fit leaves each view's depth nowhere to hide: a joint too far in view a lands beside
+    its place in view b. See Rhodin et al. CVPR 2018 and Wandt et al. CVPR 2021
+    (multi-view consistency without calibration).
+
+    Args:
+        pose_a, pose_b: (..., 17, 3) root-relative predictions in metres of the same
+            frame seen by two cameras (any joint layout with its root at joint 0).
+    Returns:
+        scalar tensor, metres.
+    """
+    with torch.no_grad():
+        r = rotation_onto(pose_a, pose_b)
+    with torch.autocast(pose_a.device.type, enabled=False):
+        rotated = pose_a.float() @ r.transpose(-1, -2)
+        return torch.linalg.norm(rotated - pose_b.float(), dim=-1).mean()
 
 
 def normal_loss(pred: torch.Tensor, target: torch.Tensor, triplets,
