@@ -68,14 +68,15 @@ def test_warm_restart_counts_samples_and_keeps_the_best(tmp_path):
         assert meta["best_epoch"] == best["epoch"] and meta["samples_seen_before"] == 1024
 
 
-@pytest.mark.parametrize("root", ["estimated", "gt"])
-def test_weak_term_runs_after_the_warmup_and_records_its_setting(tmp_path, root):
+@pytest.mark.parametrize("root,mode", [("estimated", "root_scale"), ("gt", "root_scale"),
+                                       ("estimated", "virtual_camera")])
+def test_weak_term_runs_after_the_warmup_and_records_its_setting(tmp_path, root, mode):
     r = api.train("train-weak-s1", device="cpu", quiet=True, evaluate_after=False,
                   overrides=["stride=400", "epochs=2", "warmup_epochs=1", "samples_per_epoch=256", "batch_size=64",
-                             "val_stride=2000", f'root="{root}"', "model.hidden=16", "model.num_blocks=1"]
-                  + _paths(tmp_path, "weak"))
+                             "val_stride=2000", f'root="{root}"', f'codec.mode="{mode}"', "model.hidden=16",
+                             "model.num_blocks=1"] + _paths(tmp_path, "weak"))
     meta = Lifter.from_weights(r["weights"], device="cpu").meta
-    assert meta["trained_on"]["subjects"] == ["S1"] and meta["weak"]["root"] == root
+    assert meta["trained_on"]["subjects"] == ["S1"] and meta["weak"]["root"] == root and meta["codec"] == mode
     assert meta["weak"]["unlabelled_subjects"] == ["S5", "S6", "S7", "S8"]
     h = r["history"]
     assert "reproj" not in h[0] and h[1]["reproj"] > 0 and np.isfinite(h[1]["bone"])

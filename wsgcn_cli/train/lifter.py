@@ -16,8 +16,9 @@ Weak term (WS-GCN: Jiang & Chen, "WS-GCN: Integrating GCN with Weak Supervision 
 Enhanced 3D Human Pose Estimation", ICCAI 2024; 49.23 mm MPJPE with GT 2D), on when
 ``unlabelled_subjects`` is set: after ``warmup_epochs`` supervised epochs on the labelled
 ``subjects``, every step also lifts a batch of the unlabelled subjects, of which only the
-2D is used (``unlabelled_source``): the predicted root-relative 3D is placed at a root
-position and projected through the real camera model (Human3.6M intrinsics with
+2D is used (``unlabelled_source``): the predicted root-relative 3D (with the
+``virtual_camera`` codec turned from the camera that looks at the root into the real one)
+is placed at a root position and projected through the real camera model (Human3.6M intrinsics with
 distortion, :func:`wsgcn_cli.camera.project`); the loss adds ``w_reproj`` x the
 reprojection error divided by the person's 2D size
 (:func:`wsgcn_cli.train.losses.keypoint_scale`) and ``w_bone`` x a bone-length penalty (the
@@ -109,8 +110,6 @@ class LifterConfig:
             raise WsgcnError("virtual_probability (synthetic cameras) needs the root_scale or virtual_camera codec, "
                              "not 'screen' (their images have no fixed size)")
         if cfg.unlabelled_subjects:
-            if cfg.codec == "virtual_camera":
-                raise WsgcnError("the weak term needs the root_scale or screen codec, not virtual_camera")
             if cfg.unlabelled_source not in ("gt", "sh"):
                 raise WsgcnError(f"unknown unlabelled_source {cfg.unlabelled_source!r}; use gt or sh")
             if cfg.root not in ("gt", "estimated"):
@@ -213,7 +212,10 @@ class LifterTask(Task):
         weak = {k: v[keep] for k, v in camera_table(self.data_root, unl).items()}
         weak["x"] = torch.from_numpy(codec.encode_2d(
             kp[keep], cfg.codec, unl.image_size[keep, 0, None, None].astype(np.float32),
-            unl.image_size[keep, 1, None, None].astype(np.float32)))
+            unl.image_size[keep, 1, None, None].astype(np.float32), weak["f"].numpy(), weak["c"].numpy()))
+        if cfg.codec == "virtual_camera":  # predictions come in the camera that looks at the root
+            weak["rot"] = torch.from_numpy(codec.virtual_camera_rotation(kp[keep, codec.ROOT], weak["f"].numpy(),
+                                                                         weak["c"].numpy()))
         weak["kp"] = torch.from_numpy(kp[keep].astype(np.float32))
         weak["scale"] = losses.keypoint_scale(weak["kp"])
         if cfg.w_multiview:
@@ -278,6 +280,8 @@ class LifterTask(Task):
             iu = torch.randint(len(w["x"]), (n,), generator=gen, device=dev)
         pred = self.model(torch.cat([xb, w["x"][iu]])).float()
         pred_l, pred_u = pred[:n], pred[n:]
+        if "rot" in w:
+            pred_u = codec.from_virtual_camera(pred_u, w["rot"][iu])
         kp, f, c, k, p = w["kp"][iu], w["f"][iu], w["c"][iu], w["k"][iu], w["p"][iu]
         root = w["root"][iu] if "root" in w else losses.estimated_root(pred_u, kp, f, c, k=k, p=p)
         l_rep = losses.reprojection_loss(pred_u, root, kp, f, c, k=k, p=p, scale=w["scale"][iu])
