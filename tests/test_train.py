@@ -73,7 +73,7 @@ def test_warm_restart_counts_samples_and_keeps_the_best(tmp_path):
 def test_weak_term_runs_after_the_warmup_and_records_its_setting(tmp_path, root, mode):
     r = api.train("train-weak-s1", device="cpu", quiet=True, evaluate_after=False,
                   overrides=["stride=400", "epochs=2", "warmup_epochs=1", "samples_per_epoch=256", "batch_size=64",
-                             "val_stride=2000", f'root="{root}"', f'codec.mode="{mode}"', "model.hidden=16",
+                             "val_stride=2000", 'keep_best=""', f'root="{root}"', f'codec.mode="{mode}"', "model.hidden=16",
                              "model.num_blocks=1"] + _paths(tmp_path, "weak"))
     meta = Lifter.from_weights(r["weights"], device="cpu").meta
     assert meta["trained_on"]["subjects"] == ["S1"] and meta["weak"]["root"] == root and meta["codec"] == mode
@@ -116,7 +116,7 @@ def test_synchronised_views_pair_the_cameras_of_one_frame_and_train(tmp_path):
     assert losses.multiview_consistency_loss(y[:-1, 0], y[1:, 2]).item() > 0.02
     r = api.train("train-weak-s1", device="cpu", quiet=True, evaluate_after=False,
                   overrides=["stride=400", "epochs=2", "warmup_epochs=1", "samples_per_epoch=256", "batch_size=64",
-                             "val_stride=2000", "w_multiview=1.0", "model.hidden=16", "model.num_blocks=1"]
+                             "val_stride=2000", 'keep_best=""', "w_multiview=1.0", "model.hidden=16", "model.num_blocks=1"]
                   + _paths(tmp_path, "weak_mv"))
     assert r["history"][1]["multiview"] > 0 and "multiview" not in r["history"][0]
     assert Lifter.from_weights(r["weights"], device="cpu").meta["weak"]["w_multiview"] == 1.0
