@@ -60,6 +60,16 @@ def _wall_line(meta: dict) -> str:
     return f"- **wall time**: {meta['wall_time_s'] / 60:.1f} min{upto} on {meta['machine']} (torch {meta['torch']})"
 
 
+def _curve_links(weights_path: Path) -> str:
+    """Markdown links to the learning curve of ``weights_path`` (the JSON and PNG the
+    Trainer writes under ``benchmarks/results/``, relative to ``weights/``), or "" when
+    the JSON is not there."""
+    curve = f"benchmarks/results/train_curve_{weights_path.stem}.json"
+    if not (Path(__file__).resolve().parents[1] / curve).is_file():
+        return ""
+    return f"[JSON](../{curve}), [plot](../{curve[:-5]}.png)"
+
+
 def _curve_lines(weights_path: Path, meta: dict, hist: list[dict]) -> list[str]:
     """The training-curve table, old (loss_mm, val_gt_mm, val_sh_mm) or Trainer history."""
     if not hist:
@@ -70,9 +80,9 @@ def _curve_lines(weights_path: Path, meta: dict, hist: list[dict]) -> list[str]:
         lines += [f"| {h['epoch']:.0f} | {h['loss_mm']:.2f} | {h['val_gt_mm']:.2f} | {h['val_sh_mm']:.2f} |" for h in hist]
         return lines + [""]
     stride = meta.get("val_stride", "")
-    curve = f"../benchmarks/results/train_curve_{weights_path.stem}.json"
-    lines = [f"## Training curve (validation: S9/S11 every {stride}th frame, flip test; "
-             f"[JSON]({curve}), [plot]({curve[:-5]}.png))", "",
+    links = _curve_links(weights_path)
+    lines = [f"## Training curve (validation: S9/S11 every {stride}th frame, flip test{'; ' + links if links else ''})",
+             "",
              "| epoch | samples seen (M) | wall (min) | train MPJPE (mm) | GT-2D P1 | GT-2D P2 | SH-2D P1 | SH-2D P2 |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for h in hist:
@@ -158,9 +168,8 @@ def write_stage_card(weights_path: str | Path, description: str, measured_md: st
     hist = meta.get("history", [])
     if hist and history_columns:
         keys = list(history_columns)
-        curve = f"../benchmarks/results/train_curve_{weights_path.stem}.json"
-        title = "## Training curve" + (f" (up to the kept epoch; every epoch: [JSON]({curve}), [plot]({curve[:-5]}.png))"
-                                       if (Path(__file__).resolve().parents[1] / curve[3:]).is_file() else "")
+        links = _curve_links(weights_path)
+        title = "## Training curve" + (f" (up to the kept epoch; every epoch: {links})" if links else "")
         lines += [title, "", "| " + " | ".join(history_columns.values()) + " |",
                   "|" + "---:|" * len(keys)]
         lines += ["| " + " | ".join(f"{h.get(k, float('nan')):.4g}" for k in keys) + " |" for h in hist]
@@ -283,8 +292,8 @@ def write_wholebody_card(weights_path: str | Path, spec: dict, results: dict[str
         "", "## Measured", "", wholebody_results_md(results),
     ]
     if hist:
-        curve = f"../benchmarks/results/train_curve_{weights_path.stem}.json"
-        lines += [f"## Training curve ([JSON]({curve}), [plot]({curve[:-5]}.png)); validation: "
+        links = _curve_links(weights_path)
+        lines += [f"## Training curve{' (' + links + ')' if links else ''}; validation: "
                   f"{meta.get('validation', {}).get('composite_test_samples', '')} fixed composite test samples, "
                   "detector-like 2D, and the H3WB fixture (one pose)", "",
                   "| epoch | samples seen (M) | wall (min) | train MPJPE (mm) | val all 133 | body | face | hands | H3WB fixture |",
