@@ -86,6 +86,9 @@ def test_weak_term_runs_after_the_warmup_and_records_its_setting(tmp_path, root,
     card = model_card.write_card(r["weights"], load("train-weak-s1", kind="train"), {}).read_text()
     assert "**weak supervision**" in card and "S5, S6, S7, S8 contribute their gt 2D only" in card
     assert ("ground-truth roots" in card) == (root == "gt")
+    # weights kept from the warm-up say that the weak term has not acted on them yet
+    assert "not yet trained with the weak term" in model_card._weak_line({**meta, "best_epoch": 1})[0]
+    assert "not yet" not in model_card._weak_line({**meta, "best_epoch": 2})[0] and "not yet" not in card
     # the curve's train column is the supervised MPJPE, not the loss with the weak terms
     assert f"| {1000 * h[1]['mpjpe']:.2f} |" in card and f"| {1000 * h[1]['loss']:.2f} |" not in card
     with pytest.raises(WsgcnError, match="both labelled and unlabelled"):

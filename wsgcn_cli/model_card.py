@@ -35,7 +35,9 @@ def _weak_line(meta: dict) -> list[str]:
     return [f"- **weak supervision** ({w['protocol']}): 3D of {', '.join(meta['trained_on']['subjects'])} only; "
             f"{', '.join(w['unlabelled_subjects'])} contribute their {w['unlabelled_source_2d']} 2D only "
             f"(reprojection x {w['w_reproj']} with {root}, bone lengths x {w['w_bone']} against the "
-            f"{w['bone_reference']}{mv}), after {w['warmup_epochs']} supervised warm-up epochs"]
+            f"{w['bone_reference']}{mv}), after {w['warmup_epochs']} supervised warm-up epochs"
+            + ("; the kept epoch ends the warm-up: these weights have not yet trained with the weak term"
+               if 0 < meta.get("best_epoch", 0) <= w["warmup_epochs"] else "")]
 
 
 def _samples_line(meta: dict, hist: list[dict]) -> list[str]:
