@@ -353,7 +353,7 @@ def multiview_consistency_loss(pose_a: torch.Tensor, pose_b: torch.Tensor) -> to
     (multi-view consistency without calibration).
 
     Args:
-        pose_a, pose_b: (..., 17, 3) root-relative predictions in metres of the same
+        pose_a, pose_b: (..., J, 3) root-relative predictions in metres of the same
             frame seen by two cameras (any joint layout with its root at joint 0).
     Returns:
         scalar tensor, metres.
